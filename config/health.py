@@ -1,0 +1,68 @@
+"""Reachability checks shared by /healthz and the start-up preflight.
+
+Each check answers None when the dependency is up, or a one-line reason naming the variable that
+points at it, so that an operator knows which setting to look at.
+"""
+
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from config.celery import app as celery_app
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def database_problem() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"DATABASE_URL: cannot use the database ({first_line})"
+    return None
+
+
+def broker_problem() -> str | None:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return None
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)
+    except Exception as exc:
+        return f"CELERY_BROKER_URL: cannot reach {_redact(settings.CELERY_BROKER_URL)} ({exc})"
+    return None
+
+
+def worker_problem() -> str | None:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return None
+    try:
+        replies = celery_app.control.ping(timeout=1.0)
+    except Exception as exc:
+        return f"no worker answered a ping ({exc})"
+    return None if replies else "no worker answered a ping"
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    checks = {"database": database_problem(), "broker": broker_problem()}
+    checks["worker"] = worker_problem() if checks["broker"] is None else "broker is down"
+    body = {
+        "status": "ok" if not any(checks.values()) else "unavailable",
+        "eager": settings.CELERY_TASK_ALWAYS_EAGER,
+        "checks": {name: ("up" if problem is None else "down") for name, problem in checks.items()},
+        "problems": {name: problem for name, problem in checks.items() if problem},
+    }
+    return JsonResponse(body, status=200 if body["status"] == "ok" else 503)

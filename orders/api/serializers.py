@@ -1,0 +1,123 @@
+from django.urls import reverse
+from rest_framework import serializers
+
+from orders.models import Batch, BatchRow, Order, Product
+
+
+class BatchSubmitSerializer(serializers.Serializer):
+    # Each row is checked by the order-type registry, which names the row and field of every problem.
+    rows = serializers.JSONField()
+    skip_invalid = serializers.BooleanField(default=False)
+
+
+class RowErrorSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class BatchAcceptedSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="batch.id")
+    status = serializers.CharField(source="batch.status")
+    row_count = serializers.IntegerField(source="batch.row_count")
+    accepted_rows = serializers.IntegerField(source="batch.accepted_rows")
+    rejected_rows = RowErrorSerializer(source="rejected", many=True)
+    warnings = serializers.ListField(child=serializers.DictField())
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, submission) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api:batch-detail", args=[submission.batch.pk]))
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    batch = serializers.UUIDField(source="batch_id", read_only=True)
+    sku = serializers.CharField(source="product.sku", default=None, read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id", "number", "batch", "row_index", "kind", "status", "sku", "quantity", "unit_price",
+            "amount", "currency", "reference", "details", "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class BatchOrderSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Order
+        fields = ["id", "number", "row_index", "kind", "status", "amount", "currency", "reference", "details"]
+        read_only_fields = fields
+
+
+class RowFailureSerializer(serializers.ModelSerializer):
+    error = serializers.CharField(source="failure_message")
+    code = serializers.CharField(source="failure_code")
+
+    class Meta:
+        model = BatchRow
+        fields = ["row_index", "code", "error", "reference"]
+
+
+class RejectedRowSerializer(serializers.ModelSerializer):
+    index = serializers.IntegerField(source="row_index")
+
+    class Meta:
+        model = BatchRow
+        fields = ["index", "errors"]
+
+
+class BatchPaymentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+
+
+class BatchSummarySerializer(serializers.ModelSerializer):
+    """A batch in a listing: its counters come annotated on the queryset, one query for the page."""
+
+    placed = serializers.IntegerField(read_only=True)
+    failed = serializers.IntegerField(read_only=True)
+    pending = serializers.IntegerField(read_only=True)
+    url = serializers.HyperlinkedIdentityField(view_name="api:batch-detail")
+
+    class Meta:
+        model = Batch
+        fields = [
+            "id", "url", "status", "source", "row_count", "accepted_rows", "placed", "failed", "pending",
+            "retry_of", "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class BatchDetailSerializer(BatchSummarySerializer):
+    orders = serializers.SerializerMethodField()
+    failures = serializers.SerializerMethodField()
+    rejected_rows = serializers.SerializerMethodField()
+    payment = serializers.SerializerMethodField()
+    inconsistency = serializers.CharField(read_only=True)
+
+    class Meta(BatchSummarySerializer.Meta):
+        fields = BatchSummarySerializer.Meta.fields + ["orders", "failures", "rejected_rows", "payment", "inconsistency"]
+        read_only_fields = fields
+
+    def get_orders(self, batch) -> list[dict]:
+        return BatchOrderSerializer(batch.orders.order_by("row_index"), many=True).data
+
+    def get_failures(self, batch) -> list[dict]:
+        rows = batch.rows.filter(outcome=BatchRow.Outcome.FAILED).order_by("row_index")
+        return RowFailureSerializer(rows, many=True).data
+
+    def get_rejected_rows(self, batch) -> list[dict]:
+        rows = batch.rows.filter(outcome=BatchRow.Outcome.REJECTED).order_by("row_index")
+        return RejectedRowSerializer(rows, many=True).data
+
+    def get_payment(self, batch) -> dict | None:
+        payment = getattr(batch, "payment", None)
+        return BatchPaymentSerializer(payment).data if payment is not None else None
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["sku", "name", "kind", "unit_price", "stock", "attributes"]
+        read_only_fields = fields

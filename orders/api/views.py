@@ -1,0 +1,98 @@
+from django.db.models import Count, Q
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from orders import messages, services
+from orders.api.serializers import (
+    BatchAcceptedSerializer,
+    BatchDetailSerializer,
+    BatchSubmitSerializer,
+    BatchSummarySerializer,
+    OrderSerializer,
+    ProductSerializer,
+)
+from orders.models import Batch, BatchRow, Order, Product
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def _with_progress(queryset):
+    def count(outcome):
+        return Count("rows", filter=Q(rows__outcome=outcome))
+
+    return queryset.annotate(
+        placed=count(BatchRow.Outcome.PLACED),
+        failed=count(BatchRow.Outcome.FAILED),
+        pending=count(BatchRow.Outcome.PENDING),
+    )
+
+
+class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Batches of order rows: submit one, follow its placing, see its orders and merged payment."""
+
+    serializer_class = BatchDetailSerializer
+
+    def get_queryset(self):
+        batches = Batch.objects.filter(owner=self.request.user).select_related("payment")
+        return _with_progress(batches).order_by("-created_at")
+
+    def get_serializer_class(self):
+        return BatchSummarySerializer if self.action == "list" else BatchDetailSerializer
+
+    @extend_schema(
+        request=BatchSubmitSerializer,
+        responses={202: BatchAcceptedSerializer},
+        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
+    )
+    def create(self, request):
+        submit = BatchSubmitSerializer(data=request.data)
+        submit.is_valid(raise_exception=True)
+        key = request.headers.get(IDEMPOTENCY_HEADER) or None
+        if key is not None and len(key) > 255:
+            return Response({"detail": str(messages.IDEMPOTENCY_KEY_TOO_LONG)}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            submission = services.batch_submit(
+                owner=request.user,
+                rows=submit.validated_data["rows"],
+                skip_invalid=submit.validated_data["skip_invalid"],
+                source=Batch.Source.API,
+                idempotency_key=key,
+            )
+        except services.SubmissionRejected as rejected:
+            return Response(rejected.errors, status=status.HTTP_400_BAD_REQUEST)
+        except services.IdempotencyConflict:
+            return Response({"detail": str(messages.IDEMPOTENCY_CONFLICT)}, status=status.HTTP_409_CONFLICT)
+        return self._accepted(request, submission)
+
+    @extend_schema(request=None, responses={202: BatchAcceptedSerializer})
+    @action(detail=True, methods=["post"], url_path="retry-failed")
+    def retry_failed(self, request, pk=None):
+        """Place this batch's failed rows again, as a new batch linked to this one."""
+        try:
+            submission = services.batch_retry_failed(batch=self.get_object(), source=Batch.Source.API)
+        except services.SubmissionRejected as rejected:
+            return Response(rejected.errors, status=status.HTTP_400_BAD_REQUEST)
+        return self._accepted(request, submission)
+
+    def _accepted(self, request, submission):
+        body = BatchAcceptedSerializer(submission, context={"request": request}).data
+        headers = {"Location": reverse("api:batch-detail", args=[submission.batch.pk])}
+        if submission.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+class OrderViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = OrderSerializer
+
+    def get_queryset(self):
+        return Order.objects.filter(owner=self.request.user).select_related("product").order_by("-created_at", "row_index")
+
+
+class ProductViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = ProductSerializer
+    queryset = Product.objects.filter(active=True).order_by("sku")
+    lookup_field = "sku"

@@ -1,0 +1,88 @@
+"""Plain goods: the order type that `orders` ships itself, and the base of every product-backed type."""
+
+from django.db.models import F
+
+from orders import messages
+from orders.models import Order, Product
+from orders.money import to_money
+from orders.registry import OrderType, PlacementRefused, SubmissionContext
+from orders.rows import RowCleaner
+
+MAX_QUANTITY = 999
+
+
+class ProductOrderType(OrderType):
+    """A row that buys `quantity` of one product by SKU, reserving stock when the product tracks it."""
+
+    fields = ("sku", "quantity")
+
+    def skus(self, raw: dict):
+        sku = raw.get("sku")
+        return (sku.strip(),) if isinstance(sku, str) else ()
+
+    def clean_row(self, row: RowCleaner, context: SubmissionContext) -> None:
+        sku = row.text("sku", max_length=64)
+        quantity = row.whole_number("quantity", min_value=1, max_value=MAX_QUANTITY, default=1)
+        product = self._product(row, sku, context)
+        if product is None or quantity is None:
+            return
+        row.data.update(sku=product.sku, quantity=quantity)
+        self.clean_product_row(row, product)
+
+    def clean_product_row(self, row: RowCleaner, product: Product) -> None:
+        """Type-specific checks of a row whose product and quantity are valid."""
+
+    def _product(self, row: RowCleaner, sku: str | None, context: SubmissionContext) -> Product | None:
+        if sku is None:
+            return None
+        product = context.products.get(sku)
+        if product is None:
+            row.error("sku", str(messages.UNKNOWN_SKU).format(sku=sku))
+        elif product.kind != self.kind:
+            row.error("sku", str(messages.WRONG_KIND_SKU).format(sku=sku, kind=self.kind))
+        elif not product.active:
+            row.error("sku", str(messages.PRODUCT_INACTIVE).format(sku=sku))
+        else:
+            return product
+        return None
+
+    def order_details(self, row, product: Product) -> dict:
+        return {"sku": product.sku, "name": product.name}
+
+    def place(self, *, batch, row) -> Order:
+        quantity = row.data["quantity"]
+        product = Product.objects.get(sku=row.data["sku"])
+        if product.stock is None:
+            if not product.active:
+                raise PlacementRefused("inactive", str(messages.NOT_ON_SALE_ANYMORE).format(sku=product.sku))
+        else:
+            # One conditional UPDATE both checks and takes the stock, so two batches racing for the
+            # last unit cannot both get it.
+            reserved = (
+                Product.objects.filter(pk=product.pk, active=True, stock__gte=quantity)
+                .update(stock=F("stock") - quantity)
+            )
+            if not reserved:
+                if not Product.objects.filter(pk=product.pk, active=True).exists():
+                    raise PlacementRefused("inactive", str(messages.NOT_ON_SALE_ANYMORE).format(sku=product.sku))
+                raise PlacementRefused("out_of_stock", str(messages.OUT_OF_STOCK).format(sku=product.sku))
+        return Order.objects.create(
+            owner_id=batch.owner_id,
+            batch=batch,
+            row_index=row.row_index,
+            kind=self.kind,
+            product=product,
+            quantity=quantity,
+            unit_price=product.unit_price,
+            amount=to_money(product.unit_price * quantity),
+            reference=row.reference,
+            details=self.order_details(row, product),
+        )
+
+    def release(self, order: Order) -> None:
+        Product.objects.filter(pk=order.product_id, stock__isnull=False).update(stock=F("stock") + order.quantity)
+
+
+class GoodsOrderType(ProductOrderType):
+    kind = "goods"
+    label = "Goods"

@@ -1,0 +1,38 @@
+"""Messages people see when a submission or a row is refused. Tests assert on these constants.
+
+Each is a format string; call `.format(...)` with the named values after translating it.
+"""
+
+from django.utils.translation import gettext_lazy as _
+
+# Fields of a row
+REQUIRED = _("This field is required.")
+NOT_TEXT = _("Must be text.")
+BLANK = _("May not be blank.")
+TOO_LONG = _("At most {max} characters.")
+NOT_WHOLE_NUMBER = _("Must be a whole number.")
+TOO_SMALL = _("Must be at least {min}.")
+TOO_LARGE = _("Must be at most {max}.")
+UNKNOWN_FIELD = _("Unknown field.")
+ROW_NOT_OBJECT = _("Each row must be a JSON object.")
+UNKNOWN_KIND = _("Unknown kind {kind}; expected one of: {kinds}.")
+UNKNOWN_SKU = _("No product has the SKU {sku}.")
+WRONG_KIND_SKU = _("{sku} is not a {kind} product.")
+PRODUCT_INACTIVE = _("{sku} is not on sale.")
+REFERENCE_USED = _("Reference {reference} is already used by another order.")
+REFERENCE_REPEATED = _("Reference {reference} is also on row {other}.")
+
+# The submission as a whole
+NO_ROWS = _("Submit at least one row.")
+TOO_MANY_ROWS = _("At most {max} rows per batch; this one has {count}.")
+ROWS_NOT_LIST = _("Must be a list of rows.")
+ROWS_INVALID = _("{count} of {total} rows are invalid; fix them or submit with skip_invalid to place the rest.")
+ALL_ROWS_INVALID = _("Every row is invalid; there is nothing to place.")
+IDEMPOTENCY_CONFLICT = _("This Idempotency-Key was used with a different request body.")
+IDEMPOTENCY_KEY_TOO_LONG = _("The Idempotency-Key header is at most 255 characters.")
+
+# Placing (failures recorded on a row after it was accepted)
+OUT_OF_STOCK = _("{sku} is out of stock.")
+NOT_ON_SALE_ANYMORE = _("{sku} was taken off sale before the row was placed.")
+NOTHING_TO_RETRY = _("This batch has no failed rows to place again.")
+BATCH_NOT_FINISHED = _("This batch is still placing its rows.")

@@ -1,0 +1,28 @@
+"""An entry of the order array: what placing one row produced (seed step A2's return value)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from orders.models import BatchRow, Order
+
+
+@dataclass(frozen=True)
+class PlacementResult:
+    """One entry of the order array: success with the order, or failure with a reason."""
+
+    row: int
+    ok: bool
+    order: int | None = None
+    amount: str | None = None
+    code: str = ""
+    error: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: BatchRow, order: Order | None = None) -> PlacementResult:
+        if row.outcome == BatchRow.Outcome.PLACED:
+            return cls(row=row.row_index, ok=True, order=order.pk, amount=str(order.amount))
+        return cls(row=row.row_index, ok=False, code=row.failure_code, error=row.failure_message)

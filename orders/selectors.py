@@ -1,0 +1,51 @@
+"""Reads of the orders app that are more than a one-liner."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from orders.models import Batch, BatchRow, Order
+from orders.results import PlacementResult
+
+
+def batch_progress(batch: Batch) -> dict[str, int]:
+    """Placed / failed / pending / rejected row counts, in one query; the database is the truth."""
+    counts = dict(batch.rows.values_list("outcome").annotate(n=Count("id")).order_by())
+    return {
+        "placed": counts.get(BatchRow.Outcome.PLACED, 0),
+        "failed": counts.get(BatchRow.Outcome.FAILED, 0),
+        "pending": counts.get(BatchRow.Outcome.PENDING, 0),
+        "rejected": counts.get(BatchRow.Outcome.REJECTED, 0),
+    }
+
+
+def batch_results_from_database(batch: Batch) -> list[dict]:
+    """The order array as the database records it, for finishing a batch whose callback was lost."""
+    orders = {order.row_index: order for order in Order.objects.filter(batch=batch).only("pk", "row_index", "amount")}
+    rows = batch.rows.filter(outcome__in=[BatchRow.Outcome.PLACED, BatchRow.Outcome.FAILED]).only(
+        "row_index", "outcome", "failure_code", "failure_message"
+    )
+    return [PlacementResult.from_row(row, orders.get(row.row_index)).as_dict() for row in rows]
+
+
+def batches_stuck_in_placing(*, now=None, timeout: timedelta | None = None) -> list[Batch]:
+    """Batches still placing with no progress for `timeout`: dispatch lost, chord lost, callback lost.
+
+    Progress is the latest of creation, dispatch and any row settling, so a large batch that is
+    still moving is left alone.
+    """
+    now = now or timezone.now()
+    if timeout is None:
+        timeout = timedelta(seconds=settings.BATCH_PLACING_TIMEOUT_SECONDS)
+    cutoff = now - timeout
+    return list(
+        Batch.objects.filter(status=Batch.Status.PLACING, created_at__lte=cutoff)
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=cutoff))
+        .annotate(last_settled=Max("rows__settled_at"))
+        .filter(Q(last_settled__isnull=True) | Q(last_settled__lte=cutoff))
+        .order_by("created_at")
+    )

@@ -1,0 +1,25 @@
+"""Write operations of the orders app: submission, placing, finalisation and the batch lifecycle."""
+
+from orders.services.finalisation import batch_finalize, batch_mark_dispatched, batch_recover
+from orders.services.placing import order_place
+from orders.services.submission import (
+    IdempotencyConflict,
+    Submission,
+    SubmissionRejected,
+    batch_retry_failed,
+    batch_submit,
+    rows_validate,
+)
+
+__all__ = [
+    "IdempotencyConflict",
+    "Submission",
+    "SubmissionRejected",
+    "batch_finalize",
+    "batch_mark_dispatched",
+    "batch_recover",
+    "batch_retry_failed",
+    "batch_submit",
+    "order_place",
+    "rows_validate",
+]

@@ -1,0 +1,87 @@
+"""Ending the asynchronous placing of a batch (seed: the order array is complete) and handing its
+orders to the payments app, from the chord callback or from the recovery job."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders import selectors
+from orders.models import Batch, BatchRow, Order
+from payments import services as payment_services
+
+logger = logging.getLogger(__name__)
+
+
+def batch_finalize(*, batch_id, results: list[dict]) -> Batch:
+    """Check the order array against the accepted rows, then settle the batch and hand it to payments.
+
+    Idempotent: a batch that is no longer placing is returned untouched, so a callback that runs twice
+    hands off once. The payment is created only when the number of results equals the number of
+    accepted rows and the results name exactly the accepted rows (a redelivered header task must
+    not stand in for a missing one).
+    """
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch_id)
+        if batch.status != Batch.Status.PLACING:
+            return batch
+
+        problem = _results_problem(batch, results)
+        if problem:
+            logger.warning("batch %s: not finalised: %s", batch.pk, problem)
+            batch.inconsistency = problem
+            batch.save(update_fields=["inconsistency", "updated_at"])
+            return batch
+
+        orders = list(Order.objects.filter(batch=batch).order_by("row_index"))
+        if not orders:
+            batch.set_status(Batch.Status.FAILED, note="no row could be placed")
+            return batch
+        batch.set_status(Batch.Status.AWAITING_PAYMENT, note=f"{len(orders)} of {batch.accepted_rows} rows placed")
+        payment_services.payment_create_for_batch(batch=batch, orders=orders)
+        return batch
+
+
+def _results_problem(batch: Batch, results: list[dict]) -> str:
+    if len(results) != batch.accepted_rows:
+        return f"{len(results)} results for {batch.accepted_rows} accepted rows"
+    accepted = set(batch.rows.exclude(outcome=BatchRow.Outcome.REJECTED).values_list("row_index", flat=True))
+    reported = [result["row"] for result in results]
+    if set(reported) != accepted or len(set(reported)) != len(reported):
+        missing = sorted(accepted - set(reported))[:10]
+        return f"results do not name exactly the accepted rows (missing e.g. {missing})"
+    # The results say every row is settled; the database, the source of truth, must agree.
+    unsettled = batch.rows.filter(outcome=BatchRow.Outcome.PENDING).count()
+    if unsettled:
+        return f"{unsettled} rows have no outcome in the database"
+    return ""
+
+
+def batch_mark_dispatched(*, batch_id) -> list[int] | None:
+    """Record a dispatch and return the accepted row indexes to place, or None if placing is over."""
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().filter(pk=batch_id, status=Batch.Status.PLACING).first()
+        if batch is None:
+            return None
+        batch.dispatch_count += 1
+        batch.dispatched_at = timezone.now()
+        batch.save(update_fields=["dispatch_count", "dispatched_at", "updated_at"])
+        return list(
+            batch.rows.exclude(outcome=BatchRow.Outcome.REJECTED).order_by("row_index").values_list("row_index", flat=True)
+        )
+
+
+def batch_recover(*, batch_id) -> bool:
+    """Finish a stuck batch from the database if every accepted row has an outcome.
+
+    Returns False when rows are still unsettled: the caller dispatches them again.
+    """
+    batch = Batch.objects.get(pk=batch_id)
+    if batch.status != Batch.Status.PLACING:
+        return True
+    if batch.rows.filter(outcome=BatchRow.Outcome.PENDING).exists():
+        return False
+    batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
+    return True

@@ -1,0 +1,67 @@
+"""Celery tasks of the placing pipeline. Each takes ids, re-reads rows and calls a service; each is
+safe to run twice, because with late acks a task whose worker died is delivered again."""
+
+import logging
+from datetime import timedelta
+
+from celery import chord, shared_task
+from django.db import OperationalError
+
+from orders import selectors, services
+
+logger = logging.getLogger(__name__)
+
+# Transient database trouble (a restart, a failover, a dropped connection) is retried with backoff;
+# anything else is a bug and fails loudly, and the recovery job finishes the batch later.
+TRANSIENT = (OperationalError,)
+
+
+def place_row_task_id(batch_id, row_index: int) -> str:
+    return f"{batch_id}:{row_index}"
+
+
+@shared_task(acks_late=True)
+def dispatch_batch(batch_id: str) -> int:
+    """Start placing: one place_row task per accepted row, all the header of one chord whose
+    callback is finalize_batch. Building a large chord takes seconds, hence a task of its own."""
+    row_indexes = services.batch_mark_dispatched(batch_id=batch_id)
+    if not row_indexes:
+        return 0
+    header = [
+        place_row.signature((batch_id, row_index), task_id=place_row_task_id(batch_id, row_index), immutable=True)
+        for row_index in row_indexes
+    ]
+    chord(header)(finalize_batch.s(batch_id))
+    return len(header)
+
+
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=8)
+def place_row(batch_id: str, row_index: int) -> dict:
+    """The order interface, called with the batch marker (the batch id) for one row."""
+    return services.order_place(batch_id=batch_id, row_index=row_index).as_dict()
+
+
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=8)
+def finalize_batch(results: list, batch_id: str) -> str:
+    batch = services.batch_finalize(batch_id=batch_id, results=results)
+    return batch.status
+
+
+@shared_task(acks_late=True)
+def recover_stuck_batches(timeout_seconds: int | None = None) -> dict:
+    """Re-drive batches stuck in placing (periodic, Celery beat; also `manage.py recover_batches`).
+
+    A batch whose rows all have an outcome is finished at once, through the same finalisation as
+    the callback; otherwise its chord is dispatched again, and rows already placed answer at once.
+    """
+    timeout = timedelta(seconds=timeout_seconds) if timeout_seconds is not None else None
+    outcome = {"finished": [], "redispatched": []}
+    for batch in selectors.batches_stuck_in_placing(timeout=timeout):
+        if services.batch_recover(batch_id=batch.pk):
+            outcome["finished"].append(str(batch.pk))
+        else:
+            dispatch_batch.delay(str(batch.pk))
+            outcome["redispatched"].append(str(batch.pk))
+    if outcome["finished"] or outcome["redispatched"]:
+        logger.warning("recovery re-drove stuck batches: %s", outcome)
+    return outcome

@@ -1,0 +1,41 @@
+"""Write operations of the payments app. The orders app hands placed batches over through
+`payment_create_for_batch`; that call and its contract are final."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from payments.models import Payment, PaymentAllocation
+
+
+class PaymentError(Exception):
+    """A payment operation that the rules do not allow."""
+
+
+@transaction.atomic
+def payment_create_for_batch(*, batch, orders) -> Payment:
+    """Create the one merged payment for a batch's placed orders (idempotent per batch).
+
+    The caller holds the batch row lock; the one-to-one on `batch` makes a second payment impossible
+    even without it.
+    """
+    existing = Payment.objects.filter(batch=batch).first()
+    if existing is not None:
+        return existing
+    orders = list(orders)
+    if not orders:
+        raise PaymentError(f"batch {batch.pk} has no placed orders to pay for")
+    payment = Payment.objects.create(
+        batch=batch,
+        owner_id=batch.owner_id,
+        amount=sum((order.amount for order in orders), start=0),
+        currency=settings.SHOP_CURRENCY,
+        expires_at=timezone.now() + timedelta(minutes=settings.PAYMENT_EXPIRY_MINUTES),
+    )
+    PaymentAllocation.objects.bulk_create(
+        [PaymentAllocation(payment=payment, order=order, amount=order.amount) for order in orders],
+        batch_size=1000,
+    )
+    return payment

@@ -1,0 +1,137 @@
+"""Test harness: a private Redis and a real Celery worker process that share the test database.
+
+Tests that need the worker ask for the `worker` fixture: it gives them a transactional database
+(the worker is another process and sees only committed rows) and a worker that consumes every queue
+from a Redis no other test run shares.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from config.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = ROOT / "var" / "test-logs"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until(predicate, *, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"gave up waiting for {what} after {timeout}s")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_url():
+    """A Redis for this test run alone: TEST_REDIS_URL if given, else a private redis-server on a free port."""
+    url = os.environ.get("TEST_REDIS_URL")
+    process = None
+    if not url:
+        server = shutil.which("redis-server")
+        if server is None:
+            pytest.exit("redis-server is not on the PATH and TEST_REDIS_URL is not set", returncode=2)
+        port = _free_port()
+        process = subprocess.Popen(
+            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        import redis
+
+        client = redis.Redis.from_url(url)
+        _wait_until(lambda: _pings(client), timeout=10, what="the private redis-server")
+    settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = settings.REDIS_URL = url
+    celery_app.conf.update(broker_url=url, result_backend=url)
+    yield url
+    if process is not None:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except Exception:
+        return False
+
+
+def _database_url(db_settings: dict) -> str:
+    host = db_settings.get("HOST") or "127.0.0.1"
+    port = db_settings.get("PORT") or 5432
+    user = db_settings.get("USER") or "postgres"
+    password = f":{db_settings['PASSWORD']}" if db_settings.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{host}:{port}/{db_settings['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, redis_url):
+    """A real `celery worker` process bound to the private Redis and to the test database."""
+    db_settings = settings.DATABASES["default"]
+    if db_settings["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("the worker tests need PostgreSQL (DATABASE_URL=postgres://...)")
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = LOG_DIR / f"worker-{os.getpid()}.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(db_settings),
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_RESULT_BACKEND": redis_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "SANDBOX_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET,
+        "DATABASE_CONN_MAX_AGE": "0",
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker",
+        "--queues", ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES),
+        "--concurrency", "2", "--pool", "prefork", "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle", "--hostname", f"test-worker-{os.getpid()}@%h",
+    ]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_until(
+            lambda: process.poll() is not None or celery_app.control.ping(timeout=0.5),
+            timeout=60,
+            what="the Celery worker to answer a ping",
+        )
+        if process.poll() is not None:
+            pytest.fail(f"the Celery worker exited at start; see {log_path}:\n{log_path.read_text()[-3000:]}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def worker(transactional_db, celery_worker_process):
+    """Use in tests that need a real worker: the database is committed for real so the worker sees it."""
+    celery_app.control.purge()
+    yield celery_worker_process
+    celery_app.control.purge()
+
+
+@pytest.fixture
+def wait_until():
+    return _wait_until
