@@ -40,7 +40,7 @@ def broker_problem() -> str | None:
         with celery_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
     except Exception as exc:
-        return f"CELERY_BROKER_URL: cannot reach {_redact(settings.CELERY_BROKER_URL)} ({exc})"
+        return f"{settings.CELERY_BROKER_URL_VARIABLE}: cannot reach {_redact(celery_app.conf.broker_url)} ({exc})"
     return None
 
 

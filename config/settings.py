@@ -5,6 +5,7 @@ CELERY_BROKER_URL, CELERY_RESULT_BACKEND, CELERY_TASK_ALWAYS_EAGER, SANDBOX_WEBH
 PAYMENT_EXPIRY_MINUTES, BATCH_PLACING_TIMEOUT_SECONDS. Secrets have no default unless DEBUG is on.
 """
 
+import warnings
 from decimal import Decimal
 from pathlib import Path
 
@@ -100,7 +101,9 @@ _SUPPORTED_DB_ENGINES = {"django.db.backends.postgresql", "django.db.backends.sq
 
 def _database_from_url(url: str) -> dict:
     try:
-        config = env.db_url_config(url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # environ warns about unknown schemes; we raise below instead
+            config = env.db_url_config(url)
     except Exception as exc:  # environ raises several types for a malformed URL
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL ({exc})") from None
     if config.get("ENGINE") not in _SUPPORTED_DB_ENGINES or not config.get("NAME"):
@@ -196,6 +199,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "BatchStatusEnum": "orders.models.Batch.Status",
+        "OrderStatusEnum": "orders.models.Order.Status",
+        "BatchRowOutcomeEnum": "orders.models.BatchRow.Outcome",
+        "PaymentStatusEnum": "payments.models.Payment.Status",
+    },
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -204,6 +213,8 @@ SPECTACULAR_SETTINGS = {
 # ------------------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# Which variable an operator should look at when the broker cannot be reached.
+CELERY_BROKER_URL_VARIABLE = "CELERY_BROKER_URL" if env.str("CELERY_BROKER_URL", default="") else "REDIS_URL"
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
 # Only for the embedded default without any Redis: tasks run inside the web process.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

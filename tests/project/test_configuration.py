@@ -1,0 +1,76 @@
+"""Configuration mistakes are reported in one line that names the variable; production settings pass
+Django's deployment checklist."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "shop.example.com",
+    "SANDBOX_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+}
+
+
+def manage(*args, **env) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "CELERY_", "DEBUG"))}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_deploy_reports_nothing_under_production_variables():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_ENV)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_missing_secret_key_with_debug_off_is_one_line_naming_it():
+    env = {**PRODUCTION_ENV}
+    del env["SECRET_KEY"]
+
+    result = manage("check", **env)
+
+    assert result.returncode != 0
+    assert result.stderr.strip() == "configuration error: SECRET_KEY must be set when DEBUG is off"
+
+
+def test_malformed_database_url_is_one_line_naming_it():
+    result = manage("preflight", **{**PRODUCTION_ENV, "DATABASE_URL": "mysql-ish:/nowhere"})
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "DATABASE_URL" in result.stderr
+
+
+def test_unreachable_database_is_one_line_naming_it():
+    url = "postgres://postgres@127.0.0.1:1/batchpay"
+
+    result = manage("preflight", **{**PRODUCTION_ENV, "DATABASE_URL": url})
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "DATABASE_URL: cannot use the database" in result.stderr
+
+
+def test_unreachable_redis_is_one_line_naming_it():
+    result = manage("preflight", **{**PRODUCTION_ENV, "REDIS_URL": "redis://127.0.0.1:1/0"})
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "REDIS_URL: cannot reach redis://127.0.0.1:1/0" in result.stderr
