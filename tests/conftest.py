@@ -135,3 +135,34 @@ def worker(transactional_db, celery_worker_process):
 @pytest.fixture
 def wait_until():
     return _wait_until
+
+
+@pytest.fixture
+def user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory()
+
+
+@pytest.fixture
+def api_client(user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user=user)
+    return client
+
+
+@pytest.fixture
+def wait_for_batch(wait_until):
+    """Wait until placing of a batch has ended (any status but placing) and return it fresh."""
+    from orders.models import Batch
+
+    def wait(batch_id, *, timeout: float = 60):
+        return wait_until(
+            lambda: Batch.objects.exclude(status=Batch.Status.PLACING).filter(pk=batch_id).first(),
+            timeout=timeout,
+            what=f"batch {batch_id} to finish placing",
+        )
+
+    return wait
