@@ -1,0 +1,155 @@
+"""Invariants under redelivery and loss (SPEC section 7): every accepted row ends as exactly one order or
+one failure, a batch gets at most one payment, and a batch stuck in placing is re-driven to the same end
+state as the normal path. Real worker, Redis and PostgreSQL throughout."""
+
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+
+from orders import services
+from orders.models import Batch, BatchRow, BatchStatusChange, Order
+from orders.tasks import finalize_batch, place_row, place_row_task_id, recover_stuck_batches
+from payments.models import Payment
+from tests.orders.factories import ProductFactory
+
+ROWS = [{"kind": "goods", "sku": "BOOK", "quantity": q} for q in (1, 2, 3, 1, 2, 3, 1, 2, 3, 4)]
+EXPECTED_TOTAL = Decimal("7.50") * sum(row["quantity"] for row in ROWS)
+
+
+@pytest.fixture
+def book(db):
+    return ProductFactory(sku="BOOK", unit_price=Decimal("7.50"))
+
+
+@pytest.fixture
+def record_without_dispatch(monkeypatch, user):
+    """Record a batch as if its dispatch task had been lost: rows in the database, nothing queued."""
+
+    def record(rows=ROWS):
+        with monkeypatch.context() as patch:
+            patch.setattr("orders.services.submission._start_placing_on_commit", lambda batch: None)
+            return services.batch_submit(owner=user, rows=rows).batch
+
+    return record
+
+
+def settled(batch, wait_until, count):
+    wait_until(
+        lambda: batch.rows.exclude(outcome=BatchRow.Outcome.PENDING).count() == count,
+        timeout=30,
+        what=f"{count} rows of batch {batch.pk} to settle",
+    )
+
+
+def test_place_row_delivered_five_times_yields_one_order(worker, book, record_without_dispatch, wait_until):
+    batch = record_without_dispatch()
+
+    for _ in range(5):  # a redelivered message carries the same task id
+        place_row.apply_async((str(batch.pk), 0), task_id=place_row_task_id(batch.pk, 0))
+
+    settled(batch, wait_until, 1)
+    wait_until(lambda: not _queued_or_running(), timeout=10, what="the deliveries to be consumed")
+    assert Order.objects.filter(batch=batch, row_index=0).count() == 1
+    assert Order.objects.filter(batch=batch).count() == 1
+
+
+def test_callback_run_twice_hands_off_once(worker, book, record_without_dispatch, wait_until):
+    batch = record_without_dispatch()
+    results = [services.order_place(batch_id=batch.pk, row_index=i).as_dict() for i in range(len(ROWS))]
+
+    finalize_batch.delay(results, str(batch.pk))
+    finalize_batch.delay(results, str(batch.pk))
+
+    wait_until(lambda: not _queued_or_running(), timeout=10, what="the callbacks to run")
+    assert Payment.objects.filter(batch=batch).count() == 1
+    assert Payment.objects.get(batch=batch).amount == EXPECTED_TOTAL
+    assert BatchStatusChange.objects.filter(batch=batch, new_status=Batch.Status.AWAITING_PAYMENT).count() == 1
+
+
+def test_results_that_repeat_one_row_and_miss_another_create_no_payment(book, user, record_without_dispatch, db):
+    batch = record_without_dispatch()
+    results = [services.order_place(batch_id=batch.pk, row_index=i).as_dict() for i in range(len(ROWS))]
+    results[9] = results[8]  # a redelivered header task standing in for a missing one
+
+    services.batch_finalize(batch_id=batch.pk, results=results)
+
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.PLACING
+    assert "do not name exactly the accepted rows" in batch.inconsistency
+    assert not Payment.objects.exists()
+
+
+def test_too_few_results_create_no_payment(book, user, record_without_dispatch, db):
+    batch = record_without_dispatch()
+    results = [services.order_place(batch_id=batch.pk, row_index=i).as_dict() for i in range(len(ROWS))]
+
+    services.batch_finalize(batch_id=batch.pk, results=results[:-1])
+
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.PLACING
+    assert batch.inconsistency == "9 results for 10 accepted rows"
+    assert not Payment.objects.exists()
+
+
+def test_recovery_finishes_a_batch_whose_dispatch_died_half_way(
+    worker, book, user, record_without_dispatch, wait_for_batch, wait_until
+):
+    # given: a reference batch through the normal path, and one whose dispatch published half its rows
+    normal = wait_for_batch(services.batch_submit(owner=user, rows=ROWS).batch.pk)
+    broken = record_without_dispatch()
+    for row_index in range(5):
+        place_row.apply_async((str(broken.pk), row_index), task_id=place_row_task_id(broken.pk, row_index))
+    settled(broken, wait_until, 5)
+
+    # when: the periodic job runs (as beat would, through the worker)
+    recover_stuck_batches.delay(timeout_seconds=0)
+
+    # then: the same end state as the normal path
+    broken = wait_for_batch(broken.pk)
+    assert_same_outcome(broken, normal)
+    assert broken.dispatch_count == 1
+
+
+def test_recovery_finishes_a_batch_whose_chord_was_lost(worker, book, record_without_dispatch, wait_for_batch, wait_until):
+    # given: every row placed, but no callback will ever come (results purged, chord gone)
+    batch = record_without_dispatch()
+    for row_index in range(len(ROWS)):
+        place_row.apply_async((str(batch.pk), row_index), task_id=place_row_task_id(batch.pk, row_index))
+    settled(batch, wait_until, len(ROWS))
+
+    # when
+    call_command("recover_batches", "--older-than", "0")
+
+    # then: finished from the database at once, without placing anything again
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.AWAITING_PAYMENT
+    assert batch.dispatch_count == 0
+    assert Payment.objects.get(batch=batch).amount == EXPECTED_TOTAL
+    assert Order.objects.filter(batch=batch).count() == len(ROWS)
+
+
+def test_recovery_leaves_a_batch_that_is_still_making_progress_alone(book, record_without_dispatch, db):
+    batch = record_without_dispatch()
+
+    outcome = recover_stuck_batches(timeout_seconds=600)
+
+    assert outcome == {"finished": [], "redispatched": []}
+    batch.refresh_from_db()
+    assert batch.dispatch_count == 0
+
+
+def assert_same_outcome(batch, reference):
+    assert batch.status == reference.status == Batch.Status.AWAITING_PAYMENT
+    assert Order.objects.filter(batch=batch).count() == Order.objects.filter(batch=reference).count() == len(ROWS)
+    assert Payment.objects.get(batch=batch).amount == Payment.objects.get(batch=reference).amount == EXPECTED_TOTAL
+    assert Payment.objects.filter(batch=batch).count() == 1
+
+
+def _queued_or_running() -> bool:
+    from config.celery import app
+
+    inspect = app.control.inspect(timeout=0.5)
+    active = inspect.active() or {}
+    reserved = inspect.reserved() or {}
+    return any(active.values()) or any(reserved.values())
