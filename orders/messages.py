@@ -34,5 +34,6 @@ IDEMPOTENCY_KEY_TOO_LONG = _("The Idempotency-Key header is at most 255 characte
 # Placing (failures recorded on a row after it was accepted)
 OUT_OF_STOCK = _("{sku} is out of stock.")
 NOT_ON_SALE_ANYMORE = _("{sku} was taken off sale before the row was placed.")
+CANNOT_CANCEL = _("Only a batch awaiting payment can be cancelled; this one is {status}.")
 NOTHING_TO_RETRY = _("This batch has no failed rows to place again.")
 BATCH_NOT_FINISHED = _("This batch is still placing its rows.")

@@ -24,6 +24,7 @@ class Payment(models.Model):
         REFUNDED = "refunded", _("refunded")
         FAILED = "failed", _("failed")
         EXPIRED = "expired", _("expired")
+        CANCELLED = "cancelled", _("cancelled")  # the customer cancelled the batch before paying
 
     batch = models.OneToOneField("orders.Batch", on_delete=models.PROTECT, related_name="payment")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments")

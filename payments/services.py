@@ -39,3 +39,14 @@ def payment_create_for_batch(*, batch, orders) -> Payment:
         batch_size=1000,
     )
     return payment
+
+
+def payment_cancel_for_batch(*, batch) -> None:
+    """The batch is being cancelled before payment: its pending payment can no longer be paid."""
+    payment = Payment.objects.select_for_update().filter(batch=batch).first()
+    if payment is None:
+        return
+    if payment.status != Payment.Status.PENDING:
+        raise PaymentError(f"payment {payment.reference} is {payment.status} and cannot be cancelled")
+    payment.status = Payment.Status.CANCELLED
+    payment.save(update_fields=["status", "updated_at"])

@@ -79,6 +79,17 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return Response(rejected.errors, status=status.HTTP_400_BAD_REQUEST)
         return self._accepted(request, submission)
 
+    @extend_schema(request=None, responses={200: BatchDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a batch that is awaiting payment: its orders are cancelled and their stock released."""
+        batch = self.get_object()
+        try:
+            services.batch_cancel(batch_id=batch.pk, owner=request.user)
+        except services.BatchError as refused:
+            return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
+        return Response(BatchDetailSerializer(self.get_object(), context={"request": request}).data)
+
     def _accepted(self, request, submission):
         body = BatchAcceptedSerializer(submission, context={"request": request}).data
         headers = {"Location": reverse("api:batch-detail", args=[submission.batch.pk])}

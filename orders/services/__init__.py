@@ -1,6 +1,7 @@
 """Write operations of the orders app: submission, placing, finalisation and the batch lifecycle."""
 
 from orders.services.finalisation import batch_finalize, batch_mark_dispatched, batch_recover
+from orders.services.lifecycle import BatchError, batch_cancel, batch_expire, orders_set_status
 from orders.services.placing import order_place
 from orders.services.submission import (
     IdempotencyConflict,
@@ -12,6 +13,10 @@ from orders.services.submission import (
 )
 
 __all__ = [
+    "BatchError",
+    "batch_cancel",
+    "batch_expire",
+    "orders_set_status",
     "IdempotencyConflict",
     "Submission",
     "SubmissionRejected",
