@@ -57,11 +57,15 @@ def recover_stuck_batches(timeout_seconds: int | None = None) -> dict:
     timeout = timedelta(seconds=timeout_seconds) if timeout_seconds is not None else None
     outcome = {"finished": [], "redispatched": []}
     for batch in selectors.batches_stuck_in_placing(timeout=timeout):
-        if services.batch_recover(batch_id=batch.pk):
-            outcome["finished"].append(str(batch.pk))
-        else:
-            dispatch_batch.delay(str(batch.pk))
-            outcome["redispatched"].append(str(batch.pk))
+        outcome[redrive_batch(batch.pk)].append(str(batch.pk))
     if outcome["finished"] or outcome["redispatched"]:
         logger.warning("recovery re-drove stuck batches: %s", outcome)
     return outcome
+
+
+def redrive_batch(batch_id) -> str:
+    """Finish one placing batch from the database, or dispatch its chord again if rows are unsettled."""
+    if services.batch_recover(batch_id=batch_id):
+        return "finished"
+    dispatch_batch.delay(str(batch_id))
+    return "redispatched"

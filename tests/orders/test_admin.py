@@ -1,0 +1,50 @@
+import pytest
+
+from orders import services
+from tests.factories import UserFactory
+from tests.orders.factories import ProductFactory
+
+
+@pytest.fixture
+def staff_client(client, db):
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    return client
+
+
+@pytest.mark.parametrize("page", ["product", "batch", "batchrow", "order"])
+def test_admin_lists_and_shows_each_model(staff_client, user, page):
+    ProductFactory(sku="A")
+    batch = services.batch_submit(owner=user, rows=[{"kind": "goods", "sku": "A"}]).batch
+    services.order_place(batch_id=batch.pk, row_index=0)
+    from orders.models import BatchRow, Order, Product
+
+    obj = {"product": Product, "batch": type(batch), "batchrow": BatchRow, "order": Order}[page].objects.first()
+
+    assert staff_client.get(f"/admin/orders/{page}/").status_code == 200
+    assert staff_client.get(f"/admin/orders/{page}/{obj.pk}/change/").status_code == 200
+
+
+def test_admin_payment_pages(staff_client, user):
+    from orders.services import batch_finalize
+    from orders.selectors import batch_results_from_database
+
+    ProductFactory(sku="A")
+    batch = services.batch_submit(owner=user, rows=[{"kind": "goods", "sku": "A"}]).batch
+    services.order_place(batch_id=batch.pk, row_index=0)
+    batch_finalize(batch_id=batch.pk, results=batch_results_from_database(batch))
+
+    assert staff_client.get("/admin/payments/payment/").status_code == 200
+    assert staff_client.get(f"/admin/payments/payment/{batch.payment.pk}/change/").status_code == 200
+
+
+def test_admin_redrive_finishes_a_selected_batch_whose_rows_are_all_settled(staff_client, user):
+    ProductFactory(sku="A")
+    batch = services.batch_submit(owner=user, rows=[{"kind": "goods", "sku": "A"}]).batch
+    services.order_place(batch_id=batch.pk, row_index=0)
+
+    response = staff_client.post("/admin/orders/batch/", {"action": "redrive", "_selected_action": [str(batch.pk)]})
+
+    assert response.status_code == 302
+    batch.refresh_from_db()
+    assert batch.status == "awaiting_payment"
