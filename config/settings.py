@@ -2,7 +2,7 @@
 
 Variables (see README "Configuration"): DEBUG, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL,
 CELERY_BROKER_URL, CELERY_RESULT_BACKEND, CELERY_TASK_ALWAYS_EAGER, SANDBOX_WEBHOOK_SECRET, BATCH_MAX_ROWS,
-PAYMENT_EXPIRY_MINUTES, BATCH_PLACING_TIMEOUT_SECONDS. Secrets have no default unless DEBUG is on.
+PAYMENT_EXPIRY_MINUTES, BATCH_PLACING_TIMEOUT_SECONDS, BATCH_MAX_DISPATCHES. Secrets have no default unless DEBUG is on.
 """
 
 import warnings
@@ -261,6 +261,8 @@ SHOP_CURRENCY = "CNY"
 BATCH_MAX_ROWS = env.int("BATCH_MAX_ROWS", default=5000)
 # A batch still placing with no row settled for this long is re-driven by the recovery job.
 BATCH_PLACING_TIMEOUT_SECONDS = env.int("BATCH_PLACING_TIMEOUT_SECONDS", default=300)
+# After this many dispatches, rows that still have no outcome are recorded as failures.
+BATCH_MAX_DISPATCHES = env.int("BATCH_MAX_DISPATCHES", default=3)
 PAYMENT_EXPIRY_MINUTES = env.int("PAYMENT_EXPIRY_MINUTES", default=30)
 SANDBOX_WEBHOOK_SECRET = _secret("SANDBOX_WEBHOOK_SECRET", "dev-only-sandbox-webhook-secret")
 RECHARGE_FACE_VALUES = [Decimal(v) for v in env.list("RECHARGE_FACE_VALUES", default=["10", "20", "30", "50", "100", "200", "300", "500"])]

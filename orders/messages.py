@@ -35,5 +35,6 @@ IDEMPOTENCY_KEY_TOO_LONG = _("The Idempotency-Key header is at most 255 characte
 OUT_OF_STOCK = _("{sku} is out of stock.")
 NOT_ON_SALE_ANYMORE = _("{sku} was taken off sale before the row was placed.")
 CANNOT_CANCEL = _("Only a batch awaiting payment can be cancelled; this one is {status}.")
+PLACING_ERROR = _("This row could not be placed because of an error on our side; it was not charged.")
 NOTHING_TO_RETRY = _("This batch has no failed rows to place again.")
 BATCH_NOT_FINISHED = _("This batch is still placing its rows.")

@@ -7,6 +7,7 @@ from a Redis no other test run shares.
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -80,48 +81,72 @@ def _database_url(db_settings: dict) -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db_settings['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, redis_url):
-    """A real `celery worker` process bound to the private Redis and to the test database."""
-    db_settings = settings.DATABASES["default"]
-    if db_settings["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("the worker tests need PostgreSQL (DATABASE_URL=postgres://...)")
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log_path = LOG_DIR / f"worker-{os.getpid()}.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(db_settings),
-        "CELERY_BROKER_URL": redis_url,
-        "CELERY_RESULT_BACKEND": redis_url,
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": settings.SECRET_KEY,
-        "SANDBOX_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET,
-        "DATABASE_CONN_MAX_AGE": "0",
-    }
-    command = [
-        sys.executable, "-m", "celery", "-A", "config", "worker",
-        "--queues", ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES),
-        "--concurrency", "2", "--pool", "prefork", "--loglevel", "INFO",
-        "--without-gossip", "--without-mingle", "--hostname", f"test-worker-{os.getpid()}@%h",
-    ]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
+class WorkerProcess:
+    """A real `celery worker` process on a given broker, sharing the test database."""
+
+    def __init__(self, broker_url: str, name: str):
+        db_settings = settings.DATABASES["default"]
+        if db_settings["ENGINE"] != "django.db.backends.postgresql":
+            pytest.skip("the worker tests need PostgreSQL (DATABASE_URL=postgres://...)")
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOG_DIR / f"{name}-{os.getpid()}.log"
+        self.hostname = f"{name}-{os.getpid()}@{socket.gethostname()}"
+        self.broker_url = broker_url
+        env = {
+            **os.environ,
+            "DATABASE_URL": _database_url(db_settings),
+            "CELERY_BROKER_URL": broker_url,
+            "CELERY_RESULT_BACKEND": broker_url,
+            "REDIS_URL": broker_url,
+            "SECRET_KEY": settings.SECRET_KEY,
+            "SANDBOX_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET,
+            "DATABASE_CONN_MAX_AGE": "0",
+        }
+        command = [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "--queues", ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES),
+            "--concurrency", "2", "--pool", "prefork", "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle", "--hostname", self.hostname,
+        ]
+        with open(self.log_path, "a") as log:
+            # A session of its own, so that kill() takes the pool children down with the main process.
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def wait_ready(self):
         _wait_until(
-            lambda: process.poll() is not None or celery_app.control.ping(timeout=0.5),
+            lambda: self.process.poll() is not None or celery_app.control.ping(timeout=0.5),
             timeout=60,
             what="the Celery worker to answer a ping",
         )
-        if process.poll() is not None:
-            pytest.fail(f"the Celery worker exited at start; see {log_path}:\n{log_path.read_text()[-3000:]}")
-        yield process
-    finally:
-        process.terminate()
+        if self.process.poll() is not None:
+            pytest.fail(f"the Celery worker exited at start:\n{self.log_path.read_text()[-3000:]}")
+        return self
+
+    def kill(self):
+        """SIGKILL the whole worker, as a crashed machine would: nothing is acknowledged or cleaned up."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self):
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
         try:
-            process.wait(timeout=20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            self.kill()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, redis_url):
+    """The worker most tests share, bound to the private Redis and to the test database."""
+    worker = WorkerProcess(redis_url, "test-worker")
+    try:
+        yield worker.wait_ready()
+    finally:
+        worker.stop()
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from orders import selectors
+from orders import messages, selectors
 from orders.models import Batch, BatchRow, Order
 from payments import services as payment_services
 
@@ -76,12 +77,24 @@ def batch_mark_dispatched(*, batch_id) -> list[int] | None:
 def batch_recover(*, batch_id) -> bool:
     """Finish a stuck batch from the database if every accepted row has an outcome.
 
-    Returns False when rows are still unsettled: the caller dispatches them again.
+    Returns False when rows are still unsettled: the caller dispatches them again. After
+    BATCH_MAX_DISPATCHES dispatches the rows that still have no outcome are recorded as failures, so
+    that a row that cannot be placed (a bug, a poisoned row) ends the batch instead of holding it
+    forever.
     """
     batch = Batch.objects.get(pk=batch_id)
     if batch.status != Batch.Status.PLACING:
         return True
-    if batch.rows.filter(outcome=BatchRow.Outcome.PENDING).exists():
-        return False
+    unsettled = batch.rows.filter(outcome=BatchRow.Outcome.PENDING)
+    if unsettled.exists():
+        if batch.dispatch_count < settings.BATCH_MAX_DISPATCHES:
+            return False
+        logger.error("batch %s: giving up on %d rows after %d dispatches", batch.pk, unsettled.count(), batch.dispatch_count)
+        unsettled.update(
+            outcome=BatchRow.Outcome.FAILED,
+            failure_code="placing_error",
+            failure_message=str(messages.PLACING_ERROR),
+            settled_at=timezone.now(),
+        )
     batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
     return True

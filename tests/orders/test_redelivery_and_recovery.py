@@ -153,3 +153,19 @@ def _queued_or_running() -> bool:
     active = inspect.active() or {}
     reserved = inspect.reserved() or {}
     return any(active.values()) or any(reserved.values())
+
+
+def test_rows_that_never_settle_become_failures_after_the_last_dispatch(book, record_without_dispatch, settings, db):
+    # given: a batch dispatched as often as allowed, two rows placed, the rest never settling
+    batch = record_without_dispatch()
+    for row_index in (0, 1):
+        services.order_place(batch_id=batch.pk, row_index=row_index)
+    Batch.objects.filter(pk=batch.pk).update(dispatch_count=settings.BATCH_MAX_DISPATCHES)
+
+    outcome = recover_stuck_batches(timeout_seconds=0)
+
+    assert outcome == {"finished": [str(batch.pk)], "redispatched": []}
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.AWAITING_PAYMENT
+    assert batch.rows.filter(outcome="failed", failure_code="placing_error").count() == len(ROWS) - 2
+    assert Payment.objects.get(batch=batch).amount == Decimal("7.50") * 3
