@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "config.apps.ProjectConfig",
     "orders",
     "payments",
+    "payments.sandbox.apps.SandboxGatewayConfig",
     "recharge",
 ]
 
@@ -147,6 +148,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -243,12 +245,23 @@ CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "placing", "payments",
 CELERY_TASK_ROUTES = {
     "orders.tasks.*": {"queue": "placing"},
     "payments.tasks.*": {"queue": "payments"},
+    "payments.sandbox.tasks.*": {"queue": "payments"},
     "recharge.tasks.*": {"queue": "fulfilment"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "recover-stuck-batches": {
         "task": "orders.tasks.recover_stuck_batches",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "reconcile-pending-payments": {
+        "task": "payments.tasks.reconcile_pending_payments",
+        "schedule": 120.0,
+        "options": {"expires": 110},
+    },
+    "expire-unpaid-payments": {
+        "task": "payments.tasks.expire_unpaid_payments",
         "schedule": 60.0,
         "options": {"expires": 55},
     },
@@ -264,6 +277,11 @@ BATCH_PLACING_TIMEOUT_SECONDS = env.int("BATCH_PLACING_TIMEOUT_SECONDS", default
 # After this many dispatches, rows that still have no outcome are recorded as failures.
 BATCH_MAX_DISPATCHES = env.int("BATCH_MAX_DISPATCHES", default=3)
 PAYMENT_EXPIRY_MINUTES = env.int("PAYMENT_EXPIRY_MINUTES", default=30)
+# Where people and gateways reach this site; gateways are given URLs under it to call back.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="sandbox")
+# A payment still pending after this long is checked with the gateway, in case a notification was lost.
+PAYMENT_RECONCILE_AFTER_MINUTES = env.int("PAYMENT_RECONCILE_AFTER_MINUTES", default=5)
 SANDBOX_WEBHOOK_SECRET = _secret("SANDBOX_WEBHOOK_SECRET", "dev-only-sandbox-webhook-secret")
 RECHARGE_FACE_VALUES = [Decimal(v) for v in env.list("RECHARGE_FACE_VALUES", default=["10", "20", "30", "50", "100", "200", "300", "500"])]
 

@@ -36,6 +36,11 @@ class Payment(models.Model):
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
     provider = models.CharField(_("provider"), max_length=32, default="sandbox")
     reference = models.CharField(_("reference"), max_length=64, unique=True, default=new_payment_reference)
+    pay_url = models.URLField(_("pay URL"), max_length=500, blank=True)
+    # Set when the gateway reported something the shop could not apply (e.g. paid after expiry).
+    needs_attention = models.BooleanField(_("needs staff attention"), default=False)
+    attention_note = models.CharField(_("attention note"), max_length=255, blank=True)
+    paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -51,6 +56,12 @@ class Payment(models.Model):
                 name="payment_refund_within_amount",
             ),
         ]
+
+    @property
+    def refundable_amount(self):
+        """What may still be refunded: paid, minus refunds done or under way."""
+        committed = self.refunds.exclude(status=Refund.Status.FAILED).aggregate(total=models.Sum("amount"))["total"]
+        return self.amount - (committed or 0)
 
     def __str__(self):
         return _("Payment %(reference)s of %(amount)s %(currency)s") % {
@@ -74,3 +85,58 @@ class PaymentAllocation(models.Model):
 
     def __str__(self):
         return f"{self.order} ← {self.amount}"
+
+
+class Refund(models.Model):
+    """Giving back one order's share of a merged payment. Money moves only when the gateway confirms."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(_("amount"), max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    provider_reference = models.CharField(_("gateway reference"), max_length=64, blank=True, db_index=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            # One live refund per order: a second request for the same order is refused by the database too.
+            models.UniqueConstraint(
+                fields=["order"], condition=~Q(status="failed"), name="refund_one_live_per_order"
+            ),
+        ]
+
+    def __str__(self):
+        return _("Refund of %(amount)s for %(order)s") % {"amount": self.amount, "order": self.order}
+
+
+class GatewayEvent(models.Model):
+    """Every notification the gateway sent us, once: the event id makes redelivery harmless."""
+
+    provider = models.CharField(max_length=32)
+    event_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=40)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, related_name="events")
+    payload = models.JSONField()
+    outcome = models.CharField(max_length=255, blank=True)
+    needs_attention = models.BooleanField(default=False)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("gateway event")
+        verbose_name_plural = _("gateway events")
+        ordering = ["-received_at"]
+        constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="gatewayevent_unique_id")]
+
+    def __str__(self):
+        return f"{self.provider} {self.type} {self.event_id}"

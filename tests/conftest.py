@@ -29,6 +29,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The live server (pytest-django's `live_server`) gets a port chosen now, so that the worker process can
+# be told where the site is: the sandbox gateway calls the site's webhook from the worker.
+LIVE_SERVER_ADDRESS = os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", f"127.0.0.1:{_free_port()}")
+settings.SITE_URL = f"http://{LIVE_SERVER_ADDRESS}"
+
+
 def _wait_until(predicate, *, timeout: float, what: str, interval: float = 0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -101,6 +107,7 @@ class WorkerProcess:
             "SECRET_KEY": settings.SECRET_KEY,
             "SANDBOX_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET,
             "DATABASE_CONN_MAX_AGE": "0",
+            "SITE_URL": settings.SITE_URL,
         }
         command = [
             sys.executable, "-m", "celery", "-A", "config", "worker",

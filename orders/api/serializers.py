@@ -69,7 +69,9 @@ class BatchPaymentSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.CharField()
     amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+    refunded_amount = serializers.DecimalField(max_digits=12, decimal_places=2)
     currency = serializers.CharField()
+    pay_url = serializers.CharField()
 
 
 class BatchSummarySerializer(serializers.ModelSerializer):

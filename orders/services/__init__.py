@@ -1,7 +1,14 @@
 """Write operations of the orders app: submission, placing, finalisation and the batch lifecycle."""
 
 from orders.services.finalisation import batch_finalize, batch_mark_dispatched, batch_recover
-from orders.services.lifecycle import BatchError, batch_cancel, batch_expire, orders_set_status
+from orders.services.lifecycle import (
+    BatchError,
+    batch_cancel,
+    batch_close_unpaid,
+    batch_mark_paid,
+    order_mark_refunded,
+    orders_set_status,
+)
 from orders.services.placing import order_place
 from orders.services.submission import (
     IdempotencyConflict,
@@ -15,7 +22,9 @@ from orders.services.submission import (
 __all__ = [
     "BatchError",
     "batch_cancel",
-    "batch_expire",
+    "batch_close_unpaid",
+    "batch_mark_paid",
+    "order_mark_refunded",
     "orders_set_status",
     "IdempotencyConflict",
     "Submission",

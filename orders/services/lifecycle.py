@@ -1,4 +1,4 @@
-"""Status changes of whole batches after placing: cancel, expire, paid.
+"""Status changes after placing: cancel, decline, expire, paid, refunded.
 
 Lock order, everywhere: the batch, then its payment, then its orders. Taking them in one order means a
 cancel racing a payment notification waits instead of deadlocking.
@@ -38,19 +38,40 @@ def batch_cancel(*, batch_id, owner) -> Batch:
         if not batch.can_cancel():
             raise BatchError(str(messages.CANNOT_CANCEL).format(status=batch.get_status_display()))
         payment_services.payment_cancel_for_batch(batch=batch)
-        _close_unpaid_orders(batch, Order.Status.CANCELLED, note="cancelled by the customer")
-        batch.set_status(Batch.Status.CANCELLED, note="cancelled by the customer")
+        batch_close_unpaid(batch=batch, status=Batch.Status.CANCELLED, note="cancelled by the customer")
     return batch
 
 
-def batch_expire(*, batch: Batch) -> None:
-    """The batch's payment expired: its orders expire and release their stock. Caller holds the locks."""
-    _close_unpaid_orders(batch, Order.Status.EXPIRED, note="payment expired")
-    batch.set_status(Batch.Status.EXPIRED, note="payment expired")
+def batch_close_unpaid(*, batch: Batch, status: str, note: str) -> None:
+    """The batch will never be paid (cancelled, declined, expired): close it and its orders, release stock.
 
-
-def _close_unpaid_orders(batch: Batch, status: str, *, note: str) -> None:
+    The caller holds the batch lock.
+    """
+    order_status = Order.Status.EXPIRED if status == Batch.Status.EXPIRED else Order.Status.CANCELLED
     orders = list(batch.orders.select_for_update().filter(status=Order.Status.AWAITING_PAYMENT).order_by("pk"))
     for order in orders:
         registry.get(order.kind).release(order)
-    orders_set_status(orders, status, note=note)
+    orders_set_status(orders, order_status, note=note)
+    batch.set_status(status, note=note)
+
+
+def batch_mark_paid(*, batch: Batch) -> None:
+    """The batch's payment succeeded: its orders are paid and each order type takes over (fulfilment).
+
+    The caller holds the batch and payment locks.
+    """
+    orders = list(batch.orders.select_for_update().filter(status=Order.Status.AWAITING_PAYMENT).order_by("pk"))
+    orders_set_status(orders, Order.Status.PAID, note="payment succeeded")
+    batch.set_status(Batch.Status.PAID, note="payment succeeded")
+    by_kind: dict[str, list[Order]] = {}
+    for order in orders:
+        by_kind.setdefault(order.kind, []).append(order)
+    for kind, kind_orders in by_kind.items():
+        registry.get(kind).after_payment(kind_orders)
+
+
+def order_mark_refunded(*, order_id, note: str) -> Order:
+    order = Order.objects.select_for_update().get(pk=order_id)
+    if order.status != Order.Status.REFUNDED:
+        order.set_status(Order.Status.REFUNDED, note=note)
+    return order

@@ -1,0 +1,38 @@
+from rest_framework import serializers
+
+from payments.models import Payment, PaymentAllocation, Refund
+
+
+class AllocationSerializer(serializers.ModelSerializer):
+    order = serializers.IntegerField(source="order_id")
+
+    class Meta:
+        model = PaymentAllocation
+        fields = ["order", "amount"]
+
+
+class RefundSerializer(serializers.ModelSerializer):
+    order = serializers.IntegerField(source="order_id")
+
+    class Meta:
+        model = Refund
+        fields = ["id", "order", "amount", "status", "reason", "created_at"]
+
+
+class PaymentSerializer(serializers.ModelSerializer):
+    batch = serializers.UUIDField(source="batch_id")
+    orders = AllocationSerializer(source="allocations", many=True)
+    refunds = RefundSerializer(many=True)
+
+    class Meta:
+        model = Payment
+        fields = [
+            "id", "batch", "status", "amount", "refunded_amount", "currency", "orders", "refunds", "pay_url",
+            "expires_at", "paid_at", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class RefundRequestSerializer(serializers.Serializer):
+    order = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")

@@ -1,0 +1,12 @@
+"""Messages people see about payments and refunds. Tests assert on these constants."""
+
+from django.utils.translation import gettext_lazy as _
+
+ORDER_NOT_PAID = _("This order is not covered by a payment.")
+PAYMENT_NOT_REFUNDABLE = _("Only a paid payment can be refunded; this one is {status}.")
+ALREADY_REFUNDED = _("Order {number} has already been refunded.")
+REFUND_EXCEEDS_PAYMENT = _("The refund would exceed what is left of the payment.")
+GATEWAY_REFUSED_REFUND = _("The payment gateway refused the refund: {reason}")
+PAID_TOO_LATE = _("The gateway reports this payment paid, but it was already {status}; refund or honour it.")
+ORDER_REQUIRED = _("Name the order to refund.")
+ORDER_NOT_IN_PAYMENT = _("Order {order} is not part of this payment.")

@@ -1,0 +1,73 @@
+"""The sandbox gateway's "server API": what a merchant can ask of it. A real gateway would answer these
+over HTTPS; the sandbox answers in-process but keeps its own records and its own rules."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from payments.sandbox.models import SandboxCharge, SandboxNotification, SandboxRefund
+
+
+class GatewayRefused(Exception):
+    pass
+
+
+def charge_create(
+    *, merchant_reference: str, amount: Decimal, currency: str, description: str, items: list[dict],
+    notify_url: str, return_url: str = "",
+) -> SandboxCharge:
+    charge, _ = SandboxCharge.objects.get_or_create(
+        merchant_reference=merchant_reference,
+        defaults={
+            "amount": amount, "currency": currency, "description": description[:255], "items": items,
+            "notify_url": notify_url, "return_url": return_url,
+        },
+    )
+    return charge
+
+
+def charge_decide(*, charge_reference: str, pay: bool) -> SandboxCharge:
+    """The payer pressed Pay or Decline on the hosted page. Only the first choice counts."""
+    with transaction.atomic():
+        charge = SandboxCharge.objects.select_for_update().get(reference=charge_reference)
+        if charge.status != SandboxCharge.Status.OPEN:
+            return charge
+        charge.status = SandboxCharge.Status.PAID if pay else SandboxCharge.Status.DECLINED
+        charge.decided_at = timezone.now()
+        charge.save(update_fields=["status", "decided_at"])
+        _notify(charge, "payment.succeeded" if pay else "payment.failed", charge.amount)
+    return charge
+
+
+def refund_create(*, merchant_reference: str, amount: Decimal) -> SandboxRefund:
+    with transaction.atomic():
+        charge = SandboxCharge.objects.select_for_update().get(merchant_reference=merchant_reference)
+        if charge.status != SandboxCharge.Status.PAID:
+            raise GatewayRefused("only a paid charge can be refunded")
+        refunded = sum((refund.amount for refund in charge.refunds.all()), Decimal("0"))
+        if refunded + amount > charge.amount:
+            raise GatewayRefused("refunds would exceed the charge")
+        refund = SandboxRefund.objects.create(charge=charge, amount=amount)
+        _notify(charge, "refund.succeeded", amount, refund_reference=refund.reference)
+    return refund
+
+
+def charge_status(*, merchant_reference: str) -> dict | None:
+    charge = SandboxCharge.objects.filter(merchant_reference=merchant_reference).first()
+    if charge is None:
+        return None
+    return {"status": charge.status, "amount": charge.amount, "currency": charge.currency}
+
+
+def _notify(charge: SandboxCharge, event_type: str, amount: Decimal, **extra) -> None:
+    from payments.sandbox.tasks import deliver_notification  # tasks import this module
+
+    notification = SandboxNotification(charge=charge, type=event_type)
+    data = {"reference": charge.merchant_reference, "amount": f"{amount:.2f}", "currency": charge.currency, **extra}
+    notification.body = json.dumps({"id": notification.event_id, "type": event_type, "data": data})
+    notification.save()
+    deliver_notification.delay_on_commit(notification.pk)

@@ -1,0 +1,28 @@
+"""Periodic payment jobs (Celery beat): reconcile pending payments with the gateway, expire unpaid ones."""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from payments import services
+from payments.models import Payment
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task
+def reconcile_pending_payments() -> dict:
+    """Notifications can be lost: ask the gateway about payments pending for a while."""
+    cutoff = timezone.now() - timedelta(minutes=settings.PAYMENT_RECONCILE_AFTER_MINUTES)
+    pending = Payment.objects.filter(status=Payment.Status.PENDING, created_at__lte=cutoff).values_list("pk", flat=True)
+    return {str(payment_id): services.payment_reconcile(payment_id=payment_id) for payment_id in pending[:500]}
+
+
+@shared_task
+def expire_unpaid_payments() -> dict:
+    now = timezone.now()
+    due = Payment.objects.filter(status=Payment.Status.PENDING, expires_at__lte=now).values_list("pk", flat=True)
+    return {str(payment_id): services.payment_expire(payment_id=payment_id, now=now) for payment_id in due[:500]}

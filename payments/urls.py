@@ -1,0 +1,9 @@
+from django.urls import path
+
+from payments import views
+
+app_name = "payments"
+urlpatterns = [
+    path("webhooks/sandbox/", views.sandbox_webhook, name="sandbox-webhook"),
+    path("return/<str:reference>/", views.payment_return, name="return"),
+]

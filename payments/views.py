@@ -1,0 +1,31 @@
+import logging
+
+from django.shortcuts import get_object_or_404, render
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from payments import services
+from payments.models import Payment
+from payments.providers import InvalidNotification, get_provider
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt  # the gateway authenticates with its signature, not a cookie
+@require_POST
+def sandbox_webhook(request):
+    provider = get_provider("sandbox")
+    try:
+        notification = provider.parse_notification(request.headers, request.body)
+        outcome = services.notification_apply(provider_name=provider.name, notification=notification)
+    except InvalidNotification as invalid:
+        logger.warning("sandbox webhook refused (%s): %s", invalid.status, invalid)
+        return JsonResponse({"detail": str(invalid)}, status=invalid.status)
+    return JsonResponse({"detail": outcome})
+
+
+def payment_return(request, reference):
+    """Where the gateway sends the customer back; the notification may arrive before or after them."""
+    payment = get_object_or_404(Payment.objects.select_related("batch"), reference=reference)
+    return render(request, "payments/return.html", {"payment": payment})
