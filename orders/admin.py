@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from orders import selectors
 from orders.models import Batch, BatchRow, BatchStatusChange, Order, OrderStatusChange, Product
 from orders.tasks import redrive_batch
+from payments import services as payment_services
 
 
 @admin.register(Product)
@@ -87,6 +88,17 @@ class OrderAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Order._meta.fields]
     inlines = [OrderStatusChangeInline]
     list_select_related = ["owner", "batch"]
+    actions = ["refund"]
+
+    @admin.action(description=_("Refund the selected orders' share of their payment"))
+    def refund(self, request, queryset):
+        for order in queryset:
+            try:
+                payment_services.payment_refund_order(order=order, reason=f"refunded by {request.user}")
+            except payment_services.PaymentError as refused:
+                self.message_user(request, f"{order.number}: {refused}", messages.ERROR)
+            else:
+                self.message_user(request, _("%(number)s: refund requested") % {"number": order.number})
 
     def has_add_permission(self, request):
         return False

@@ -1,26 +1,55 @@
 from django.contrib import admin
 
-from payments.models import Payment, PaymentAllocation
+from payments.models import GatewayEvent, Payment, PaymentAllocation, Refund
 
 
-class PaymentAllocationInline(admin.TabularInline):
-    model = PaymentAllocation
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
-    readonly_fields = ["order", "amount"]
 
     def has_add_permission(self, request, obj=None):
         return False
 
 
-@admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
-    list_display = ["reference", "owner", "status", "amount", "refunded_amount", "currency", "created_at"]
-    list_filter = ["status", "provider", "created_at"]
-    search_fields = ["reference", "owner__username", "batch__id"]
-    readonly_fields = [f.name for f in Payment._meta.fields]
-    inlines = [PaymentAllocationInline]
-    list_select_related = ["owner"]
+class PaymentAllocationInline(ReadOnlyInline):
+    model = PaymentAllocation
+    readonly_fields = ["order", "amount"]
 
+
+class RefundInline(ReadOnlyInline):
+    model = Refund
+    readonly_fields = ["order", "amount", "status", "reason", "provider_reference", "created_at"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = ["reference", "owner", "status", "amount", "refunded_amount", "currency", "needs_attention", "created_at"]
+    list_filter = ["status", "needs_attention", "provider", "created_at"]
+    search_fields = ["reference", "owner__username", "batch__id"]
+    inlines = [PaymentAllocationInline, RefundInline]
+    list_select_related = ["owner"]
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "payment", "order", "amount", "status", "reason", "created_at"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["payment__reference", "order__number", "provider_reference"]
+    list_select_related = ["payment", "order"]
+
+
+@admin.register(GatewayEvent)
+class GatewayEventAdmin(ReadOnlyAdmin):
+    list_display = ["event_id", "type", "payment", "outcome", "needs_attention", "received_at"]
+    list_filter = [("needs_attention", admin.BooleanFieldListFilter), "type", "provider"]
+    search_fields = ["event_id", "payment__reference"]
+    list_select_related = ["payment"]
+

@@ -48,3 +48,28 @@ def test_admin_redrive_finishes_a_selected_batch_whose_rows_are_all_settled(staf
     assert response.status_code == 302
     batch.refresh_from_db()
     assert batch.status == "awaiting_payment"
+
+
+def test_admin_refund_action_refuses_an_unpaid_order_with_a_message(staff_client, user):
+    from orders.models import Order
+    from orders.selectors import batch_results_from_database
+    from orders.services import batch_finalize
+    from payments.models import Refund
+
+    ProductFactory(sku="A")
+    batch = services.batch_submit(owner=user, rows=[{"kind": "goods", "sku": "A"}]).batch
+    services.order_place(batch_id=batch.pk, row_index=0)
+    batch_finalize(batch_id=batch.pk, results=batch_results_from_database(batch))
+    order = Order.objects.get()
+
+    response = staff_client.post(
+        "/admin/orders/order/", {"action": "refund", "_selected_action": [order.pk]}, follow=True
+    )
+
+    assert "Only a paid payment can be refunded; this one is pending." in response.content.decode()
+    assert not Refund.objects.exists()
+
+
+@pytest.mark.parametrize("page", ["payment", "refund", "gatewayevent"])
+def test_admin_payment_lists(staff_client, page):
+    assert staff_client.get(f"/admin/payments/{page}/").status_code == 200

@@ -1,0 +1,62 @@
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
+
+
+def test_a_customer_sees_their_payment_with_its_allocations(api_client, placed_batch):
+    batch = placed_batch()
+    payment = batch.payment
+
+    body = api_client.get(f"/api/v1/payments/{payment.pk}/").json()
+
+    assert body["status"] == "pending"
+    assert body["amount"] == "60.00" and body["refunded_amount"] == "0.00" and body["currency"] == "CNY"
+    assert sorted(allocation["amount"] for allocation in body["orders"]) == ["10.00", "20.00", "30.00"]
+    assert body["pay_url"].startswith("http")
+    batch_body = api_client.get(f"/api/v1/batches/{batch.pk}/").json()
+    assert batch_body["payment"]["pay_url"] == body["pay_url"]
+
+
+def test_another_customers_payment_answers_404(api_client, placed_batch):
+    payment = placed_batch(owner=UserFactory()).payment
+
+    assert api_client.get(f"/api/v1/payments/{payment.pk}/").status_code == 404
+
+
+def test_only_staff_may_refund(api_client, placed_batch):
+    batch = placed_batch()
+
+    response = api_client.post(f"/api/v1/payments/{batch.payment.pk}/refunds/", {"order": batch.orders.first().pk})
+
+    assert response.status_code == 403
+
+
+def staff_client():
+    client = APIClient()
+    client.force_authenticate(UserFactory(is_staff=True))
+    return client
+
+
+def test_refunding_an_unpaid_payment_is_refused(placed_batch):
+    batch = placed_batch()
+
+    response = staff_client().post(
+        f"/api/v1/payments/{batch.payment.pk}/refunds/", {"order": batch.orders.first().pk}, format="json"
+    )
+
+    assert response.status_code == 409
+    assert response.json()["detail"] == "Only a paid payment can be refunded; this one is pending."
+
+
+def test_a_refund_request_names_a_bad_order_field(placed_batch):
+    batch = placed_batch()
+    other = placed_batch(prices=("5.00",))
+    url = f"/api/v1/payments/{batch.payment.pk}/refunds/"
+    client = staff_client()
+
+    assert client.post(url, {}, format="json").json() == {"order": ["This field is required."]}
+    assert client.post(url, {"order": "x"}, format="json").json() == {"order": ["A valid integer is required."]}
+    foreign = other.orders.first().pk
+    response = client.post(url, {"order": foreign}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"order": [f"Order {foreign} is not part of this payment."]}
