@@ -7,8 +7,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from orders.models import Batch, Order
-from payments.models import Payment, Refund
+from orders.models import Batch, Order, OrderStatusChange
+from payments.models import GatewayEvent, Payment, Refund
 from payments.sandbox.models import SandboxCharge, SandboxNotification
 from tests.factories import UserFactory
 from tests.orders.factories import ProductFactory
@@ -40,7 +40,9 @@ def wait_for_payment(wait_until, payment, status):
     )
 
 
-def test_a_20_order_batch_is_one_payment_paid_through_the_gateway_page(site, api_client, client, wait_for_batch, wait_until):
+def test_a_20_order_batch_is_one_payment_paid_through_the_gateway_page(
+    site, api_client, client, post_webhook, wait_for_batch, wait_until
+):
     ProductFactory(sku="CARD", unit_price=Decimal("4.35"))
     rows = [{"kind": "goods", "sku": "CARD", "quantity": q % 4 + 1} for q in range(20)]
     batch = place_via_api(api_client, wait_for_batch, rows)
@@ -59,7 +61,15 @@ def test_a_20_order_batch_is_one_payment_paid_through_the_gateway_page(site, api
     batch.refresh_from_db()
     assert batch.status == Batch.Status.PAID
     assert set(orders.values_list("status", flat=True)) == {Order.Status.PAID}
-    assert SandboxNotification.objects.get().delivered_at is not None
+    notification = SandboxNotification.objects.get()
+    assert notification.delivered_at is not None
+
+    # the gateway delivers the same event again: answered 200, nothing changes
+    audit_rows = OrderStatusChange.objects.filter(order__batch=batch).count()
+    again = post_webhook(notification.body.encode())
+    assert again.status_code == 200 and again.json()["detail"].startswith("duplicate")
+    assert OrderStatusChange.objects.filter(order__batch=batch).count() == audit_rows
+    assert GatewayEvent.objects.filter(payment=payment).count() == 1
 
 
 def test_a_notification_the_site_could_not_take_is_delivered_by_a_retry(site, api_client, client, wait_for_batch, wait_until):
