@@ -260,6 +260,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 120.0,
         "options": {"expires": 110},
     },
+    "redrive-fulfilments": {
+        "task": "recharge.tasks.redrive_fulfilments",
+        "schedule": 120.0,
+        "options": {"expires": 110},
+    },
     "expire-unpaid-payments": {
         "task": "payments.tasks.expire_unpaid_payments",
         "schedule": 60.0,
@@ -283,6 +288,10 @@ PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="sandbox")
 # A payment still pending after this long is checked with the gateway, in case a notification was lost.
 PAYMENT_RECONCILE_AFTER_MINUTES = env.int("PAYMENT_RECONCILE_AFTER_MINUTES", default=5)
 SANDBOX_WEBHOOK_SECRET = _secret("SANDBOX_WEBHOOK_SECRET", "dev-only-sandbox-webhook-secret")
+RECHARGE_UPSTREAM = env.str("RECHARGE_UPSTREAM", default="sandbox")
+RECHARGE_MAX_ATTEMPTS = env.int("RECHARGE_MAX_ATTEMPTS", default=3)
+RECHARGE_RETRY_BASE_SECONDS = env.float("RECHARGE_RETRY_BASE_SECONDS", default=10.0)
+RECHARGE_QUERY_DELAY_SECONDS = env.float("RECHARGE_QUERY_DELAY_SECONDS", default=30.0)
 RECHARGE_FACE_VALUES = [Decimal(v) for v in env.list("RECHARGE_FACE_VALUES", default=["10", "20", "30", "50", "100", "200", "300", "500"])]
 
 LOGGING = {

@@ -7,6 +7,7 @@ from config.health import healthz
 api_v1 = [
     path("", include("orders.api.urls")),
     path("", include("payments.api.urls")),
+    path("", include("recharge.api.urls")),
 ]
 
 urlpatterns = [

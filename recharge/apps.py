@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class RechargeConfig(AppConfig):
     name = "recharge"
     verbose_name = _("Recharge")
+
+    def ready(self):
+        from orders import registry
+        from recharge.order_types import GameCurrencyType, MobileTopUpType
+
+        registry.register(MobileTopUpType())
+        registry.register(GameCurrencyType())

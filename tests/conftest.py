@@ -108,6 +108,9 @@ class WorkerProcess:
             "SANDBOX_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET,
             "DATABASE_CONN_MAX_AGE": "0",
             "SITE_URL": settings.SITE_URL,
+            # Retries and status queries of top-ups in tenths of a second instead of tens.
+            "RECHARGE_RETRY_BASE_SECONDS": "0.2",
+            "RECHARGE_QUERY_DELAY_SECONDS": "0.3",
         }
         command = [
             sys.executable, "-m", "celery", "-A", "config", "worker",
@@ -196,5 +199,23 @@ def wait_for_batch(wait_until):
             timeout=timeout,
             what=f"batch {batch_id} to finish placing",
         )
+
+    return wait
+
+
+@pytest.fixture
+def wait_for_idle_worker(wait_until):
+    """Wait until the worker has nothing running or reserved and the queues are empty."""
+    import redis
+
+    def idle() -> bool:
+        inspect = celery_app.control.inspect(timeout=0.5)
+        busy = any((inspect.active() or {}).values()) or any((inspect.reserved() or {}).values())
+        client = redis.Redis.from_url(celery_app.conf.broker_url)
+        queued = sum(client.llen(queue.name) for queue in settings.CELERY_TASK_QUEUES)
+        return not busy and not queued
+
+    def wait(timeout: float = 30):
+        wait_until(idle, timeout=timeout, what="the worker to be idle")
 
     return wait

@@ -42,26 +42,28 @@ def settled(batch, wait_until, count):
     )
 
 
-def test_place_row_delivered_five_times_yields_one_order(worker, book, record_without_dispatch, wait_until):
+def test_place_row_delivered_five_times_yields_one_order(
+    worker, book, record_without_dispatch, wait_until, wait_for_idle_worker
+):
     batch = record_without_dispatch()
 
     for _ in range(5):  # a redelivered message carries the same task id
         place_row.apply_async((str(batch.pk), 0), task_id=place_row_task_id(batch.pk, 0))
 
     settled(batch, wait_until, 1)
-    wait_until(lambda: not _queued_or_running(), timeout=10, what="the deliveries to be consumed")
+    wait_for_idle_worker()
     assert Order.objects.filter(batch=batch, row_index=0).count() == 1
     assert Order.objects.filter(batch=batch).count() == 1
 
 
-def test_callback_run_twice_hands_off_once(worker, book, record_without_dispatch, wait_until):
+def test_callback_run_twice_hands_off_once(worker, book, record_without_dispatch, wait_for_idle_worker):
     batch = record_without_dispatch()
     results = [services.order_place(batch_id=batch.pk, row_index=i).as_dict() for i in range(len(ROWS))]
 
     finalize_batch.delay(results, str(batch.pk))
     finalize_batch.delay(results, str(batch.pk))
 
-    wait_until(lambda: not _queued_or_running(), timeout=10, what="the callbacks to run")
+    wait_for_idle_worker()
     assert Payment.objects.filter(batch=batch).count() == 1
     assert Payment.objects.get(batch=batch).amount == EXPECTED_TOTAL
     assert BatchStatusChange.objects.filter(batch=batch, new_status=Batch.Status.AWAITING_PAYMENT).count() == 1
@@ -144,15 +146,6 @@ def assert_same_outcome(batch, reference):
     assert Order.objects.filter(batch=batch).count() == Order.objects.filter(batch=reference).count() == len(ROWS)
     assert Payment.objects.get(batch=batch).amount == Payment.objects.get(batch=reference).amount == EXPECTED_TOTAL
     assert Payment.objects.filter(batch=batch).count() == 1
-
-
-def _queued_or_running() -> bool:
-    from config.celery import app
-
-    inspect = app.control.inspect(timeout=0.5)
-    active = inspect.active() or {}
-    reserved = inspect.reserved() or {}
-    return any(active.values()) or any(reserved.values())
 
 
 def test_rows_that_never_settle_become_failures_after_the_last_dispatch(book, record_without_dispatch, settings, db):

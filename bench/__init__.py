@@ -1,0 +1,16 @@
+"""The placing benchmark: `python -m bench` (see docs/performance.md).
+
+It runs the real stack — PostgreSQL, a private Redis and Celery worker processes started with the
+production settings — on a database of its own, and measures, for each batch size N:
+
+- accept: `POST /api/v1/batches/` with N rows, from the request to the 202;
+- place: from the 202 to the batch's merged payment existing;
+- floor: the same workers running N no-op tasks as one chord with a callback;
+- baseline: N one-row checkouts, each waited to its own payment, one after the other;
+- costs: SQL statements and PostgreSQL connections per row, Redis commands per row, worker memory, and
+  the chord callback's time and memory.
+
+Modules: `infra` starts and stops the services (and imports no Django), `measure` takes the figures,
+`report` prints the table and writes the JSON, `tasks` holds the no-op tasks of the floor, `profiling`
+runs pyinstrument over the placing path, `cli` ties them together.
+"""

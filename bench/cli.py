@@ -1,0 +1,150 @@
+"""`python -m bench`: start the services, take the figures, print the table, clean up."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.infra import BenchDatabase, BenchError, PrivateRedis, Worker, service_environment
+
+MAX_ROWS = 5000  # BATCH_MAX_ROWS, the largest batch the API accepts
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Measure batch placing on PostgreSQL, a private Redis and Celery workers of its own.",
+    )
+    parser.add_argument("--rows", type=_sizes, default=[100, 1000, 5000], help="batch sizes, e.g. 100,1000,5000")
+    parser.add_argument("--repeat", type=_positive, default=3, help="runs per size; medians are reported (default 3)")
+    parser.add_argument("--workers", type=_positive, default=2, help="worker pool processes (default 2)")
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    parser.add_argument(
+        "--baseline-sample", type=_positive, default=1000,
+        help="at most this many one-order checkouts per baseline run; beyond, extrapolated linearly (default 1000)",
+    )
+    parser.add_argument("--profile", type=Path, help="also write a pyinstrument profile of the placing path here")
+    return parser.parse_args(argv)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _sizes(text: str) -> list[int]:
+    sizes = [_positive(part) for part in text.split(",") if part.strip()]
+    if not sizes or max(sizes) > MAX_ROWS:
+        raise argparse.ArgumentTypeError(f"give sizes from 1 to {MAX_ROWS}, e.g. 100,1000,5000")
+    return sizes
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    args.command = " ".join(["python -m bench", *argv])
+    # A SIGTERM (a CI timeout, a test's subprocess kill) still runs the clean-up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    database = BenchDatabase(os.environ.get("DATABASE_URL"))
+    redis_server = PrivateRedis()
+    worker = document = None
+    try:
+        database.create()
+        environment = service_environment(database_url=database.url, redis_url=redis_server.start())
+        _configure_django(environment)
+        worker = Worker(environment=environment, concurrency=args.workers)
+        document = _run(args, database, redis_server.url, worker)
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if worker is not None:
+            worker.stop()
+            # The worker's log is kept only when something went wrong.
+            if document is not None:
+                worker.log_path.unlink(missing_ok=True)
+            else:
+                print(f"bench: the worker's log is {worker.log_path}", file=sys.stderr)
+        _close_django_connections()
+        redis_server.stop()
+        database.drop()
+
+    from bench.report import render
+
+    print(render(document))
+    if args.json:
+        args.json.write_text(json.dumps(document, indent=2))
+        print(f"\nJSON: {args.json}")
+    return 0
+
+
+def _configure_django(environment: dict[str, str]) -> None:
+    """This process becomes a production web process on the benchmark's services."""
+    for name in [name for name in os.environ if name.startswith("CELERY_")]:
+        del os.environ[name]
+    os.environ.update(environment)
+    # whitenoise warns that collectstatic has not run: the API serves no static files.
+    warnings.filterwarnings("ignore", "No directory at", UserWarning)
+    import django
+
+    django.setup()
+
+
+def _run(args, database: BenchDatabase, redis_url: str, worker: Worker) -> dict:
+    from bench import measure, report
+
+    shopper = measure.prepare_database()
+    worker.start()
+    worker.wait_ready()
+    bench = measure.Benchmark(shopper=shopper, worker=worker, redis_url=redis_url, baseline_sample=args.baseline_sample)
+    bench.warm_up()
+    document = {
+        "command": args.command,
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": report.machine(postgres_version=_postgres_version(), redis_version=_redis_version(redis_url)),
+        "settings": {
+            "rows": args.rows, "repeat": args.repeat, "workers": args.workers,
+            "baseline_sample": args.baseline_sample, "database_server": database.server,
+        },
+        "worker_idle_rss_mb": bench.idle_worker_rss_mb(),
+        "placing_sql": bench.placing_statements(),
+    }
+    sizes = {row_count: report.size_summary(row_count, bench.size(row_count, args.repeat)) for row_count in args.rows}
+    document["sizes"] = {str(row_count): size for row_count, size in sizes.items()}
+    document["targets"] = report.targets(sizes, document["worker_idle_rss_mb"])
+    document["machine"]["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
+    if args.profile:
+        from bench.profiling import profile
+
+        profile(shopper, accept_rows=MAX_ROWS, path=args.profile)
+        document["profile"] = str(args.profile)
+    return document
+
+
+def _postgres_version() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        return cursor.fetchone()[0].split()[0]
+
+
+def _redis_version(url: str) -> str:
+    import redis
+
+    return redis.Redis.from_url(url).info("server")["redis_version"]
+
+
+def _close_django_connections() -> None:
+    if "django.db" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()

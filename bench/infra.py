@@ -1,0 +1,253 @@
+"""The benchmark's own services: a PostgreSQL database, a private Redis and a Celery worker.
+
+Nothing here imports Django: the environment these services define is what Django is configured from.
+Each service is created by the benchmark and removed by it; nothing it did not create is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = ROOT / "var" / "bench-logs"
+# Where the database goes when DATABASE_URL does not name a PostgreSQL server (e.g. the SQLite default).
+DEFAULT_POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
+# The worker command of the README's production shape; only --include is added (the floor's tasks).
+WORKER_QUEUES = "default,placing,payments,fulfilment"
+
+
+class BenchError(Exception):
+    """The benchmark could not run; the message says why, in one line."""
+
+
+def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise BenchError(f"gave up waiting for {what} after {timeout:.0f}s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class BenchDatabase:
+    """A database of the benchmark's own, on the PostgreSQL server that DATABASE_URL names.
+
+    The name carries the checkout and the process id, so that the test suite's database, another
+    checkout's benchmark and a second run in this checkout are never touched.
+    """
+
+    def __init__(self, database_url: str | None):
+        server = database_url if database_url and database_url.startswith(("postgres://", "postgresql://")) else None
+        parts = urlsplit(server or DEFAULT_POSTGRES_SERVER)
+        checkout = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+        self.name = f"batchpay_bench_{checkout}_{os.getpid()}"
+        self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
+        self.server_url = urlunsplit(parts._replace(path="/postgres"))
+        self.server = f"{parts.hostname}:{parts.port or 5432}"
+        self._created = False
+
+    def create(self) -> None:
+        self._execute("CREATE DATABASE {}")
+        self._created = True
+
+    def drop(self) -> None:
+        if self._created:
+            # FORCE: a worker killed mid-task may leave a connection behind for a moment.
+            self._execute("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            self._created = False
+
+    def _execute(self, statement: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        try:
+            with psycopg.connect(self.server_url, autocommit=True, connect_timeout=5) as connection:
+                connection.execute(sql.SQL(statement).format(sql.Identifier(self.name)))
+        except psycopg.OperationalError as exc:
+            raise BenchError(f"PostgreSQL at {self.server}: {str(exc).strip().splitlines()[0]}") from None
+
+
+class PrivateRedis:
+    """A redis-server of the benchmark's own on a free port, so that its queues and its command
+    counts are the benchmark's alone. BENCH_REDIS_URL names an existing Redis instead (one that
+    nothing else uses: the benchmark's workers consume every queue on it)."""
+
+    def __init__(self):
+        self.process: subprocess.Popen | None = None
+        self.url = os.environ.get("BENCH_REDIS_URL", "")
+
+    def start(self) -> str:
+        if self.url:
+            return self.url
+        server = shutil.which("redis-server")
+        if server is None:
+            raise BenchError("redis-server is not on the PATH (apt-get install redis-server), and BENCH_REDIS_URL is not set")
+        port = free_port()
+        self.process = subprocess.Popen(
+            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{port}/0"
+        wait_until(self._answers, timeout=10, what="the private redis-server")
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def _answers(self) -> bool:
+        import redis
+
+        try:
+            return redis.Redis.from_url(self.url, socket_connect_timeout=1).ping()
+        except redis.RedisError:
+            return False
+
+
+def service_environment(*, database_url: str, redis_url: str) -> dict[str, str]:
+    """The environment of the benchmark process and of its workers: production settings (DEBUG off,
+    so that Django keeps no query log) on the benchmark's own database and Redis."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        # Anything that would point Celery elsewhere, make it eager or change the connection age is dropped.
+        if not name.startswith("CELERY_") and name not in {"DATABASE_CONN_MAX_AGE", "LOG_LEVEL", "REDIS_URL"}
+    }
+    return {
+        **inherited,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "SANDBOX_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+        # The Django test client's host name.
+        "ALLOWED_HOSTS": "testserver",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        # The baseline sends one request per checkout, thousands a minute from one user: the API's
+        # per-user throttle (600/minute) would answer 429. The check itself still runs.
+        "API_THROTTLE_USER": "1000000/minute",
+    }
+
+
+class Worker:
+    """One `celery worker` process with `concurrency` prefork children, as the README starts it."""
+
+    FINALIZE_DONE = re.compile(r"Task orders\.tasks\.finalize_batch\[[^\]]+\] succeeded in ([0-9.eE+-]+)s")
+
+    def __init__(self, *, environment: dict[str, str], concurrency: int):
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOG_DIR / f"worker-{os.getpid()}.log"
+        self.environment = environment
+        self.concurrency = concurrency
+        self.process: subprocess.Popen | None = None
+        self._log_offset = 0
+
+    def start(self) -> None:
+        command = [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "--queues", WORKER_QUEUES, "--concurrency", str(self.concurrency), "--loglevel", "INFO",
+            "--hostname", f"bench-{os.getpid()}@%h", "--include", "bench.tasks",
+        ]
+        with open(self.log_path, "w") as log:
+            # A session of its own, so that stop() can take the pool children down with the main process.
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        wait_until(
+            lambda: self.process.poll() is not None or " ready." in self.log_path.read_text(errors="replace"),
+            timeout=timeout,
+            what="the Celery worker to be ready",
+        )
+        if self.process.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise BenchError(f"the Celery worker exited at start (log {self.log_path}):\n{tail}")
+        wait_until(lambda: len(self.children()) >= self.concurrency, timeout=30, what="the worker's pool processes")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()  # warm shutdown: the children finish what they hold
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    # -- memory -------------------------------------------------------------------------------------
+
+    def children(self) -> list[int]:
+        return [pid for pid, parent in _process_parents() if parent == self.process.pid]
+
+    def pids(self) -> list[int]:
+        return [self.process.pid, *self.children()]
+
+    def reset_peak_rss(self) -> None:
+        """Start a new peak: writing 5 to clear_refs resets VmHWM to the current resident size."""
+        for pid in self.pids():
+            try:
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+            except OSError:
+                pass
+
+    def peak_rss_kb(self) -> dict[int, int]:
+        """Each worker process's peak resident size (VmHWM) since the last reset, in KiB."""
+        return {pid: _status_kb(pid, "VmHWM") for pid in self.pids()}
+
+    def rss_kb(self) -> dict[int, int]:
+        return {pid: _status_kb(pid, "VmRSS") for pid in self.pids()}
+
+    # -- the chord callback's own time, as the worker logs it ---------------------------------------
+
+    def new_callback_times(self) -> list[float]:
+        """`finalize_batch ... succeeded in Xs` seconds logged since the previous call."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_offset)
+            text = log.read()
+        # Only whole lines: a line still being written is read next time.
+        text = text[: text.rfind(b"\n") + 1]
+        self._log_offset += len(text)
+        return [float(seconds) for seconds in self.FINALIZE_DONE.findall(text.decode(errors="replace"))]
+
+
+def _process_parents():
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: the fields we want follow the last ')'.
+        fields = stat[stat.rindex(")") + 2:].split()
+        yield int(entry.name), int(fields[1])
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

@@ -1,0 +1,320 @@
+"""The measurements. Imported only once Django is configured for the benchmark's own services.
+
+Every clock is `time.perf_counter()` in this process. A batch's "place" clock starts when its 202 has
+arrived and stops when this process sees the merged payment in the database, which is what a client
+polling the API would see.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import tracemalloc
+import uuid
+from collections import Counter
+from contextlib import contextmanager
+from decimal import Decimal
+from statistics import mean
+from unittest import mock
+
+import redis
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from bench import tasks as floor_tasks
+from bench.infra import BenchError, Worker, wait_until
+from orders import selectors, services
+from orders import tasks as order_tasks
+from orders.models import Batch, Product
+from payments.models import Payment
+
+BATCHES_URL = "/api/v1/batches/"
+CATALOGUE_SIZE = 20
+# Half of the catalogue tracks stock, so that rows take the conditional stock UPDATE and concurrent
+# rows of one product meet on its row lock, as in a real shop; the rest is unlimited.
+TRACKED_STOCK = 2_000_000_000
+WARM_UP_ROWS = 20
+# Placing a row through the in-process order interface, to count its SQL: enough rows to cover every
+# product of the catalogue several times.
+STATEMENT_SAMPLE_ROWS = 200
+
+
+def prepare_database() -> "Shopper":
+    """Migrate the benchmark's database and give it a catalogue and an API user."""
+    call_command("migrate", interactive=False, verbosity=0)
+    for index in range(CATALOGUE_SIZE):
+        Product.objects.create(
+            sku=_sku(index),
+            name=f"Bench product {index}",
+            kind="goods",
+            unit_price=Decimal(f"{9 + index}.90"),
+            stock=TRACKED_STOCK if index % 2 == 0 else None,
+        )
+    return Shopper()
+
+
+def batch_rows(count: int) -> list[dict]:
+    """Goods rows cycling through the catalogue with quantities 1 to 3, as the API takes them."""
+    return [{"kind": "goods", "sku": _sku(index % CATALOGUE_SIZE), "quantity": 1 + index % 3} for index in range(count)]
+
+
+def _sku(index: int) -> str:
+    return f"BENCH-{index:02d}"
+
+
+class Shopper:
+    """One integrator on the API, authenticated by its token as in production (middleware, DRF,
+    authentication, throttling, serializers: the whole request stack, in this process)."""
+
+    def __init__(self):
+        self.user = get_user_model().objects.create_user("bench-integrator")
+        token = Token.objects.create(user=self.user)
+        self.client = APIClient()
+        self.client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    def submit(self, rows: list[dict]) -> tuple[str, float, float]:
+        """POST a batch; returns its id and the perf_counter() values when the request started and answered."""
+        # Encoded before the clock starts: producing the JSON is the client's work, not the shop's.
+        body = json.dumps({"rows": rows})
+        started = time.perf_counter()
+        # secure: an HTTPS request, so that the production security settings (SSL redirect) stay on.
+        response = self.client.post(BATCHES_URL, data=body, content_type="application/json", secure=True)
+        answered = time.perf_counter()
+        if response.status_code != 202:
+            raise BenchError(f"POST {BATCHES_URL} answered {response.status_code}: {response.content[:300]!r}")
+        return response.json()["id"], started, answered
+
+
+def wait_for_payment(batch_id: str, *, since: float, timeout: float) -> float:
+    """Seconds from `since` until the batch's merged payment exists."""
+    payment = Payment.objects.filter(batch_id=batch_id)
+    while not payment.exists():
+        elapsed = time.perf_counter() - since
+        if elapsed > timeout:
+            status = Batch.objects.filter(pk=batch_id).values_list("status", flat=True).first()
+            raise BenchError(f"batch {batch_id} has no payment after {timeout:.0f}s (status {status})")
+        # Often enough that polling adds at most ~0.5% to what is measured (and 2 ms to a single
+        # checkout), rarely enough not to take a core from the workers on a long batch.
+        time.sleep(min(0.05, max(0.002, elapsed / 200)))
+    return time.perf_counter() - since
+
+
+class RedisCommands:
+    """Commands the private Redis has executed, by name (INFO commandstats), without our own INFO calls."""
+
+    def __init__(self, url: str):
+        self.client = redis.Redis.from_url(url)
+
+    def snapshot(self) -> Counter:
+        stats = self.client.info("commandstats")
+        return Counter({name.removeprefix("cmdstat_"): stat["calls"] for name, stat in stats.items() if name != "cmdstat_info"})
+
+
+def pg_sessions() -> int:
+    """Connections ever opened to the benchmark's database (pg_stat_database.sessions, PostgreSQL 14+)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def wait_for_workers_to_disconnect() -> None:
+    """Celery closes a task's database connection after it; once none is left, the backends have exited
+    and flushed their statistics into pg_stat_database."""
+
+    def alone() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0] == 0
+
+    wait_until(alone, timeout=30, what="the workers' database connections to close", interval=0.02)
+
+
+@contextmanager
+def dispatch_suppressed():
+    """Batches submitted inside are recorded but never reach the workers: placing them is ours to do here."""
+    with mock.patch.object(order_tasks.dispatch_batch, "delay"):
+        yield
+
+
+class Benchmark:
+    def __init__(self, *, shopper: Shopper, worker: Worker, redis_url: str, baseline_sample: int):
+        self.shopper = shopper
+        self.worker = worker
+        self.redis = RedisCommands(redis_url)
+        # No socket timeout: the floor blocks on BLPOP for as long as the chord takes.
+        self.waiter = redis.Redis.from_url(redis_url)
+        self.baseline_sample = baseline_sample
+
+    # -- one run of each measurement ------------------------------------------------------------------
+
+    def batch(self, row_count: int) -> dict:
+        """accept + place of one batch, with what it cost in connections, Redis commands and worker memory."""
+        rows = batch_rows(row_count)
+        self.worker.new_callback_times()  # forget the callbacks of earlier runs
+        self.worker.reset_peak_rss()
+        redis_before, sessions_before = self.redis.snapshot(), pg_sessions()
+
+        batch_id, started, answered = self.shopper.submit(rows)
+        place = wait_for_payment(batch_id, since=answered, timeout=60 + row_count * 0.2)
+
+        callback = wait_until(self.worker.new_callback_times, timeout=30, what="the worker to log finalize_batch")[-1]
+        wait_for_workers_to_disconnect()
+        redis_commands = self.redis.snapshot() - redis_before
+        peaks = self.worker.peak_rss_kb()
+        return {
+            "batch_id": batch_id,
+            "accept_s": answered - started,
+            "place_s": place,
+            "rows_per_s": row_count / place,
+            "pg_connections_per_row": (pg_sessions() - sessions_before) / row_count,
+            "redis_commands_per_row": sum(redis_commands.values()) / row_count,
+            "redis_commands_by_name": {name: calls / row_count for name, calls in redis_commands.most_common()},
+            "worker_peak_rss_mb": max(peaks.values()) / 1024,
+            "callback_worker_s": callback,
+        }
+
+    def floor(self, row_count: int) -> dict:
+        """The same workers running the pipeline's shape with no-op tasks (bench.tasks)."""
+        run_id = uuid.uuid4().hex
+        redis_before = self.redis.snapshot()
+        started = time.perf_counter()
+        floor_tasks.floor_dispatch.delay(run_id, row_count)
+        done = self.waiter.blpop(floor_tasks.DONE_KEY.format(run_id=run_id), timeout=int(60 + row_count * 0.2))
+        seconds = time.perf_counter() - started
+        if done is None:
+            raise BenchError(f"the floor chord of {row_count} no-op tasks did not finish")
+        redis_commands = self.redis.snapshot() - redis_before
+        return {"floor_s": seconds, "floor_redis_commands_per_row": sum(redis_commands.values()) / row_count}
+
+    def baseline(self, row_count: int) -> dict:
+        """One shopper's single-order checkouts, each waited to its own payment before the next.
+
+        Beyond `baseline_sample` checkouts the time is extrapolated linearly: the checkouts are
+        sequential and independent, so N of them take N times one of them."""
+        checkouts = min(row_count, self.baseline_sample)
+        rows = batch_rows(checkouts)
+        started = time.perf_counter()
+        for row in rows:
+            batch_id, _, answered = self.shopper.submit([row])
+            wait_for_payment(batch_id, since=answered, timeout=60)
+        seconds = time.perf_counter() - started
+        return {"baseline_s": seconds * row_count / checkouts, "baseline_checkouts": checkouts}
+
+    def warm_up(self) -> None:
+        """Imports, connections and caches of a fresh worker, before anything is recorded."""
+        self.floor(WARM_UP_ROWS)
+        self.batch(WARM_UP_ROWS)
+        self.baseline(3)
+
+    def idle_worker_rss_mb(self) -> float:
+        return max(self.worker.rss_kb().values()) / 1024
+
+    # -- in this process ---------------------------------------------------------------------------------
+
+    def placing_statements(self) -> dict:
+        """SQL statements that placing one row sends, counted: the order interface runs here, on a
+        batch kept from the workers, exactly as `place_row` calls it."""
+        with dispatch_suppressed():
+            batch = services.batch_submit(owner=self.shopper.user, rows=batch_rows(STATEMENT_SAMPLE_ROWS)).batch
+        per_row = []
+        for row_index in range(STATEMENT_SAMPLE_ROWS):
+            # Celery's Django fixup closes the database connection around every task: each row starts on a new one.
+            connection.close()
+            with CaptureQueriesContext(connection) as captured:
+                services.order_place(batch_id=batch.pk, row_index=row_index)
+            per_row.append([query["sql"] for query in captured.captured_queries])
+        # Finish the sample batch as its callback would, so that the database stays consistent.
+        services.batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
+
+        return {
+            "rows": STATEMENT_SAMPLE_ROWS,
+            # Django logs transaction control too (BEGIN, SAVEPOINT, RELEASE, COMMIT): each is a round trip.
+            "sql_statements_per_row": mean(len(statements) for statements in per_row),
+            "data_statements_per_row": mean(
+                sum(not _is_transaction_control(sql) for sql in statements) for statements in per_row
+            ),
+            "example_row": [_describe(sql) for sql in per_row[0]],
+        }
+
+    def replay_callback(self, batch_id: str) -> dict:
+        """The chord callback again, here, on a batch as its callback found it: its time, its SQL
+        statements and its peak Python memory (tracemalloc, in a second replay, since tracing slows it)."""
+        batch = Batch.objects.get(pk=batch_id)
+        # The order array as the chord delivers it: JSON, decoded.
+        payload = json.dumps(selectors.batch_results_from_database(batch))
+        results = json.loads(payload)
+        with _as_the_callback_found_it(batch_id):
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                services.batch_finalize(batch_id=batch_id, results=results)
+                seconds = time.perf_counter() - started
+        with _as_the_callback_found_it(batch_id):
+            tracemalloc.start()
+            try:
+                services.batch_finalize(batch_id=batch_id, results=results)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+        return {
+            "callback_replay_s": seconds,
+            "callback_replay_peak_mb": peak / 2**20,
+            # Data statements only: the replay's transaction control differs from the worker's (it is nested).
+            "callback_sql_statements": sum(not _is_transaction_control(query["sql"]) for query in captured.captured_queries),
+            "callback_payload_kb": len(payload.encode()) / 1024,
+        }
+
+    # -- one batch size, repeated -------------------------------------------------------------------------
+
+    def size(self, row_count: int, repeat: int) -> list[dict]:
+        runs = []
+        for run in range(1, repeat + 1):
+            figures = {**self.floor(row_count), **self.batch(row_count)}
+            figures.update(self.baseline(row_count))
+            figures.update(self.replay_callback(figures["batch_id"]))
+            figures["place_over_floor"] = figures["place_s"] / figures["floor_s"]
+            figures["baseline_over_batch"] = figures["baseline_s"] / (figures["accept_s"] + figures["place_s"])
+            runs.append(figures)
+            _progress(
+                f"N={row_count} run {run}/{repeat}: accept {figures['accept_s']:.3f}s, place {figures['place_s']:.2f}s, "
+                f"floor {figures['floor_s']:.2f}s, baseline {figures['baseline_s']:.1f}s"
+                + (" (extrapolated)" if figures["baseline_checkouts"] < row_count else "")
+            )
+        return runs
+
+
+@contextmanager
+def _as_the_callback_found_it(batch_id: str):
+    """The batch back in `placing` without its payment, inside a transaction that is rolled back."""
+    with transaction.atomic():
+        Payment.objects.filter(batch_id=batch_id).delete()
+        Batch.objects.filter(pk=batch_id).update(status=Batch.Status.PLACING, placed_at=None)
+        yield
+        transaction.set_rollback(True)
+
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+def _is_transaction_control(sql: str) -> bool:
+    return sql.lstrip().upper().startswith(TRANSACTION_CONTROL)
+
+
+def _describe(sql: str) -> str:
+    """A statement in a few words: its verb, its table, and whether it locks."""
+    verb = sql.split()[0]
+    table = re.search(r'(?:FROM|INTO|UPDATE)\s+"(\w+)"', sql)
+    joins = " + join" if " JOIN " in sql else ""
+    locks = " FOR UPDATE" if "FOR UPDATE" in sql else ""
+    return f"{verb} {table.group(1) if table else ''}{joins}{locks}".strip()
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

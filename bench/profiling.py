@@ -1,0 +1,51 @@
+"""Where the time goes: pyinstrument over the accept path, the order interface and the callback, in this
+process (`python -m bench --profile PATH`). pyinstrument is not a requirement of the shop:
+`pip install pyinstrument` first.
+
+The placing profile calls the order interface as `place_row` does, closing the database connection
+before each row as Celery's Django fixup does around every task; what Celery itself costs per task is
+what the floor measures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.db import connection
+
+from bench.measure import Shopper, batch_rows, dispatch_suppressed
+from orders import selectors, services
+from orders.models import Batch
+
+PLACING_ROWS = 300
+
+
+def profile(shopper: Shopper, *, accept_rows: int, path: Path) -> None:
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        raise SystemExit("--profile needs pyinstrument: pip install pyinstrument") from None
+
+    sections = []
+
+    with dispatch_suppressed(), Profiler(interval=0.0005) as accept:
+        shopper.submit(batch_rows(accept_rows))
+    sections.append((f"accept: POST /api/v1/batches/ with {accept_rows:,} rows (enqueue excluded)", accept))
+
+    with dispatch_suppressed():
+        batch = shopper.submit(batch_rows(PLACING_ROWS))[0]
+    with Profiler(interval=0.0005) as placing:
+        for row_index in range(PLACING_ROWS):
+            connection.close()
+            services.order_place(batch_id=batch, row_index=row_index)
+    sections.append((f"placing: order_place for {PLACING_ROWS} rows, a new connection each", placing))
+
+    results = selectors.batch_results_from_database(Batch.objects.get(pk=batch))
+    with Profiler(interval=0.0005) as callback:
+        services.batch_finalize(batch_id=batch, results=results)
+    sections.append((f"callback: batch_finalize of {PLACING_ROWS} rows", callback))
+
+    text = []
+    for title, profiler in sections:
+        text += [f"===== {title} =====", profiler.output_text(unicode=True, color=False, show_all=False), ""]
+    path.write_text("\n".join(text))

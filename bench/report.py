@@ -1,0 +1,193 @@
+"""The benchmark's output: medians with min and max, two tables, the targets, and the JSON document."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from importlib.metadata import version
+
+# Every figure measured for each batch size: JSON key, column title, table ("time" or "cost").
+FIGURES = [
+    ("accept_s", "accept s", "time"),
+    ("place_s", "place s", "time"),
+    ("rows_per_s", "rows/s", "time"),
+    ("floor_s", "floor s", "time"),
+    ("place_over_floor", "place/floor", "time"),
+    ("baseline_s", "baseline s", "time"),
+    ("baseline_over_batch", "baseline/batch", "time"),
+    ("pg_connections_per_row", "PG conn/row", "cost"),
+    ("redis_commands_per_row", "Redis cmd/row", "cost"),
+    ("floor_redis_commands_per_row", "floor Redis cmd/row", "cost"),
+    ("worker_peak_rss_mb", "worker peak RSS MB", "cost"),
+    ("callback_worker_s", "callback s (worker)", "cost"),
+    ("callback_replay_s", "callback s (replay)", "cost"),
+    ("callback_replay_peak_mb", "callback peak MB", "cost"),
+    ("callback_sql_statements", "callback SQL", "cost"),
+    ("callback_payload_kb", "results KB", "cost"),
+]
+FIGURE_KEYS = [key for key, _, _ in FIGURES]
+
+
+def summarise(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def size_summary(row_count: int, runs: list[dict]) -> dict:
+    last = runs[-1]
+    return {
+        "figures": {key: summarise([run[key] for run in runs]) for key in FIGURE_KEYS},
+        "baseline_checkouts": last["baseline_checkouts"],
+        "baseline_extrapolated": last["baseline_checkouts"] < row_count,
+        # Which Redis commands placing costs, per row (last run): where to look to cut them.
+        "redis_commands_by_name_per_row": {name: round(calls, 3) for name, calls in last["redis_commands_by_name"].items()},
+    }
+
+
+# -- targets (the issue's, for a 2-core machine, on medians) ---------------------------------------------
+
+
+def targets(sizes: dict[int, dict], worker_idle_rss_mb: float) -> list[dict]:
+    def median(row_count, key):
+        return sizes[row_count]["figures"][key]["median"]
+
+    checks = []
+
+    def check(name, value, limit, met):
+        checks.append({"target": name, "value": round(value, 3), "limit": limit, "met": bool(met)})
+
+    if 5000 in sizes:
+        check("accept 5,000 rows ≤ 0.5 s", median(5000, "accept_s"), 0.5, median(5000, "accept_s") <= 0.5)
+    if 1000 in sizes:
+        check("place 1,000 rows ≤ 5 s", median(1000, "place_s"), 5.0, median(1000, "place_s") <= 5.0)
+        check("place/floor ≤ 2.0 at 1,000 rows", median(1000, "place_over_floor"), 2.0, median(1000, "place_over_floor") <= 2.0)
+        check(
+            "baseline/batch ≥ 5 at 1,000 rows", median(1000, "baseline_over_batch"), 5.0,
+            median(1000, "baseline_over_batch") >= 5.0,
+        )
+    if 1000 in sizes and 5000 in sizes:
+        # "At most linearly": 5 times the rows may cost at most 5 times as much.
+        for key, name in [("callback_worker_s", "callback time"), ("callback_replay_peak_mb", "callback memory")]:
+            growth = median(5000, key) / median(1000, key)
+            check(f"{name} 1,000→5,000 rows grows ≤ 5×", growth, 5.0, growth <= 5.0)
+        # Worker memory: what a batch adds on top of an idle worker process.
+        added = [max(median(n, "worker_peak_rss_mb") - worker_idle_rss_mb, 0.1) for n in (1000, 5000)]
+        check("worker memory 1,000→5,000 rows grows ≤ 5×", added[1] / added[0], 5.0, added[1] / added[0] <= 5.0)
+    return checks
+
+
+# -- the machine -------------------------------------------------------------------------------------------
+
+
+def machine(*, postgres_version: str, redis_version: str) -> dict:
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": _cpu_model(),
+        "memory_gib": round(_meminfo_kb("MemTotal") / 2**20, 1),
+        "postgresql": postgres_version,
+        "redis": redis_version,
+        "python": platform.python_version(),
+        "django": version("django"),
+        "celery": version("celery"),
+        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _meminfo_kb(field: str) -> int:
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+# -- text ----------------------------------------------------------------------------------------------------
+
+
+def render(document: dict) -> str:
+    sizes = {int(n): size for n, size in document["sizes"].items()}
+    settings = document["settings"]
+    lines = [
+        f"Batchpay placing benchmark — {document['command']}",
+        _machine_line(document["machine"]),
+        f"{settings['workers']} worker processes; median (min–max) of {settings['repeat']} runs per size.",
+        "",
+        _table(sizes, "time"),
+        "",
+        _table(sizes, "cost"),
+        "",
+    ]
+    extrapolated = [f"{n:,} from {size['baseline_checkouts']:,}" for n, size in sizes.items() if size["baseline_extrapolated"]]
+    if extrapolated:
+        lines.append(
+            "* baseline extrapolated linearly from sequential checkouts actually run: " + ", ".join(extrapolated) + "."
+        )
+    sql = document["placing_sql"]
+    lines += [
+        f"Placing one row: {sql['sql_statements_per_row']:.2f} SQL statements, of which {sql['data_statements_per_row']:.2f}"
+        f" read or write data and the rest is transaction control (counted in-process over {sql['rows']} rows), e.g.",
+        "  " + "; ".join(sql["example_row"]),
+        f"Idle worker process RSS after warm-up: {document['worker_idle_rss_mb']:.1f} MB.",
+        "",
+        "Targets:",
+    ]
+    for check in document["targets"]:
+        lines.append(f"  [{'met ' if check['met'] else 'MISS'}] {check['target']}: {_number(check['value'])}")
+    if not document["targets"]:
+        lines.append("  (none apply to these sizes: they are stated for 1,000 and 5,000 rows)")
+    return "\n".join(lines)
+
+
+def _machine_line(info: dict) -> str:
+    return (
+        f"{info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, PostgreSQL {info['postgresql']}, "
+        f"Redis {info['redis']}, Python {info['python']}, Django {info['django']}, Celery {info['celery']}; "
+        f"load average at start {', '.join(map(str, info['load_average_at_start']))}"
+    )
+
+
+def _table(sizes: dict[int, dict], table: str) -> str:
+    columns = [(key, title) for key, title, kind in FIGURES if kind == table]
+    header = ["rows", *[title for _, title in columns]]
+    body = []
+    for row_count, size in sizes.items():
+        cells = [f"{row_count:,}"]
+        for key, _ in columns:
+            cell = _cell(size["figures"][key])
+            if key in ("baseline_s", "baseline_over_batch") and size["baseline_extrapolated"]:
+                cell += " *"
+            cells.append(cell)
+        body.append(cells)
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+
+    def line(cells):
+        return "| " + " | ".join(cell.rjust(width) for cell, width in zip(cells, widths)) + " |"
+
+    return "\n".join([line(header), "|" + "|".join("-" * (width + 2) for width in widths) + "|", *map(line, body)])
+
+
+def _cell(summary: dict) -> str:
+    if len(summary["runs"]) == 1:
+        return _number(summary["median"])
+    return f"{_number(summary['median'])} ({_number(summary['min'])}–{_number(summary['max'])})"
+
+
+def _number(value: float) -> str:
+    """Three significant digits, without scientific notation."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}" if value >= 0.01 else f"{value:.4f}"

@@ -1,0 +1,128 @@
+"""The recharge order types (seed claim 2): mobile top-up and game currency, registered with orders."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+
+from orders import messages as order_messages
+from orders.goods import ProductOrderType
+from orders.models import Order, Product
+from orders.money import to_money
+from orders.registry import OrderType, SubmissionContext
+from orders.rows import RowCleaner
+from recharge import messages, services
+from recharge.models import CarrierDiscount
+from recharge.numbers import InvalidNumber, parse_mobile
+from recharge.tasks import fulfil_order
+
+DEFAULT_ACCOUNT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{3,63}"
+
+
+def carrier_discounts() -> dict[str, Decimal]:
+    return dict(CarrierDiscount.objects.values_list("carrier", "discount"))
+
+
+def face_value_price(face_value: Decimal, carrier: str, discounts: dict[str, Decimal]) -> Decimal:
+    """What a top-up costs: face value times the carrier's discount (no discount for a carrier not listed)."""
+    return to_money(face_value * discounts.get(carrier, Decimal("1")))
+
+
+class RechargeFulfilment:
+    """After payment, a recharge order is topped up by the fulfilment tasks."""
+
+    def after_payment(self, orders: list[Order]) -> None:
+        services.fulfilment_start(orders=orders)
+        for order in orders:
+            fulfil_order.delay_on_commit(order.pk)
+
+
+class MobileTopUpType(RechargeFulfilment, OrderType):
+    kind = "mobile"
+    label = "Mobile top-up"
+    fields = ("phone", "face_value")
+
+    def clean_row(self, row: RowCleaner, context: SubmissionContext) -> None:
+        phone = row.text("phone", max_length=32)
+        face_value = self._face_value(row)
+        if phone is not None:
+            try:
+                phone = parse_mobile(phone).national
+            except InvalidNumber as invalid:
+                row.error("phone", str(invalid))
+                phone = None
+        if phone is not None and face_value is not None:
+            row.data.update(phone=phone, face_value=str(face_value))
+
+    def _face_value(self, row: RowCleaner) -> Decimal | None:
+        raw = row.raw.get("face_value")
+        if raw is None or raw == "":
+            row.error("face_value", str(order_messages.REQUIRED))
+            return None
+        try:
+            value = Decimal(str(raw).strip()) if not isinstance(raw, bool) else None
+        except InvalidOperation:
+            value = None
+        if value is None or not value.is_finite():
+            row.error("face_value", str(messages.FACE_VALUE_NOT_A_NUMBER))
+            return None
+        offered = settings.RECHARGE_FACE_VALUES
+        if value not in offered:
+            row.error("face_value", str(messages.FACE_VALUE_NOT_OFFERED).format(
+                value=raw, values=", ".join(str(v) for v in offered)))
+            return None
+        return offered[offered.index(value)]  # "50.00" and 50 are both stored as the offered "50"
+
+    def warnings(self, rows):
+        return _duplicates(rows, key=lambda data: data["phone"], field="phone")
+
+    def place(self, *, batch, row) -> Order:
+        number = parse_mobile(row.data["phone"])
+        face_value = Decimal(row.data["face_value"])
+        price = face_value_price(face_value, number.carrier, carrier_discounts())
+        return Order.objects.create(
+            owner_id=batch.owner_id, batch=batch, row_index=row.row_index, kind=self.kind, quantity=1,
+            unit_price=price, amount=price, reference=row.reference,
+            details={**number.as_details(), "face_value": row.data["face_value"]},
+        )
+
+
+class GameCurrencyType(RechargeFulfilment, ProductOrderType):
+    kind = "game"
+    label = "Game currency"
+    fields = ("sku", "account", "quantity")
+
+    def clean_product_row(self, row: RowCleaner, product: Product) -> None:
+        account = row.text("account", max_length=64)
+        if account is None:
+            return
+        pattern = product.attributes.get("account_pattern") or DEFAULT_ACCOUNT_PATTERN
+        if not re.fullmatch(pattern, account):
+            row.error("account", str(messages.ACCOUNT_DOES_NOT_FIT).format(account=account, product=product.name))
+            return
+        row.data["account"] = account
+
+    def warnings(self, rows):
+        return _duplicates(rows, key=lambda data: f"{data['sku']}/{data['account']}", field="account",
+                           shown=lambda data: data["account"])
+
+    def order_details(self, row, product: Product) -> dict:
+        return {**super().order_details(row, product), "account": row.data["account"]}
+
+
+def _duplicates(rows, *, key, field, shown=None) -> list[dict]:
+    shown = shown or key
+    first_row: dict[str, int] = {}
+    warnings = []
+    for index, data in rows:
+        value = key(data)
+        if value in first_row:
+            warnings.append({
+                "index": index, "field": field,
+                "message": str(messages.DUPLICATE_ACCOUNT).format(account=shown(data), other=first_row[value]),
+            })
+        else:
+            first_row[value] = index
+    return warnings
