@@ -6,12 +6,13 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.infra import BenchDatabase, BenchError, PrivateRedis, Worker, service_environment
+from bench.infra import ROOT, BenchDatabase, BenchError, PrivateRedis, Worker, service_environment
 
 MAX_ROWS = 5000  # BATCH_MAX_ROWS, the largest batch the API accepts
 
@@ -110,6 +111,7 @@ def _run(args, database: BenchDatabase, redis_url: str, worker: Worker) -> dict:
         "command": args.command,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": report.machine(postgres_version=_postgres_version(), redis_version=_redis_version(redis_url)),
+        "code": _code_version(),
         "settings": {
             "rows": args.rows, "repeat": args.repeat, "workers": args.workers,
             "baseline_sample": args.baseline_sample, "database_server": database.server,
@@ -127,6 +129,18 @@ def _run(args, database: BenchDatabase, redis_url: str, worker: Worker) -> dict:
         profile(shopper, accept_rows=MAX_ROWS, path=args.profile)
         document["profile"] = str(args.profile)
     return document
+
+
+def _code_version() -> dict:
+    """Which code was measured: the commit, and the files changed since it."""
+
+    def git(*args) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted": git("status", "--porcelain").splitlines()}
 
 
 def _postgres_version() -> str:

@@ -27,6 +27,8 @@ FIGURES = [
     ("callback_payload_kb", "results KB", "cost"),
 ]
 FIGURE_KEYS = [key for key, _, _ in FIGURES]
+# Figures that are legitimately zero in a shop that improves: workers that keep their database connection.
+MAY_BE_ZERO = {"pg_connections_per_row"}
 
 
 def summarise(values: list[float]) -> dict:
@@ -120,6 +122,7 @@ def render(document: dict) -> str:
     lines = [
         f"Batchpay placing benchmark — {document['command']}",
         _machine_line(document["machine"]),
+        _code_line(document["code"]),
         f"{settings['workers']} worker processes; median (min–max) of {settings['repeat']} runs per size.",
         "",
         _table(sizes, "time"),
@@ -154,6 +157,11 @@ def _machine_line(info: dict) -> str:
         f"Redis {info['redis']}, Python {info['python']}, Django {info['django']}, Celery {info['celery']}; "
         f"load average at start {', '.join(map(str, info['load_average_at_start']))}"
     )
+
+
+def _code_line(code: dict) -> str:
+    changed = f" + {len(code['uncommitted'])} uncommitted changes" if code["uncommitted"] else ""
+    return f"Code: commit {code['commit'] or 'unknown'}{changed}"
 
 
 def _table(sizes: dict[int, dict], table: str) -> str:

@@ -138,6 +138,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
@@ -277,6 +279,9 @@ CELERY_BEAT_SCHEDULE = {
 # ------------------------------------------------------------------------------------------------
 SHOP_CURRENCY = "CNY"
 BATCH_MAX_ROWS = env.int("BATCH_MAX_ROWS", default=5000)
+# The checkout posts every row's fields at once: up to BATCH_MAX_ROWS rows of 7 fields, plus a few.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = BATCH_MAX_ROWS * 8 + 100
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # A batch still placing with no row settled for this long is re-driven by the recovery job.
 BATCH_PLACING_TIMEOUT_SECONDS = env.int("BATCH_PLACING_TIMEOUT_SECONDS", default=300)
 # After this many dispatches, rows that still have no outcome are recorded as failures.

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import accounts
 from config.health import healthz
 
 api_v1 = [
@@ -11,6 +12,11 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", accounts.home, name="home"),
+    path("", include("orders.web.urls")),
+    path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("payments/", include("payments.urls")),

@@ -5,7 +5,7 @@ from django.db.models import F
 from orders import messages
 from orders.models import Order, Product
 from orders.money import to_money
-from orders.registry import OrderType, PlacementRefused, SubmissionContext
+from orders.registry import OrderType, PlacementRefused, Quote, SubmissionContext
 from orders.rows import RowCleaner
 
 MAX_QUANTITY = 999
@@ -45,6 +45,10 @@ class ProductOrderType(OrderType):
         else:
             return product
         return None
+
+    def quote(self, data: dict, context: SubmissionContext) -> Quote:
+        product = context.products[data["sku"]]
+        return Quote(to_money(product.unit_price * data["quantity"]), product.name)
 
     def order_details(self, row, product: Product) -> dict:
         return {"sku": product.sku, "name": product.name}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,6 +25,12 @@ class PlacementRefused(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+@dataclass(frozen=True)
+class Quote:
+    price: Decimal
+    note: str = ""
 
 
 @dataclass
@@ -50,6 +57,10 @@ class OrderType:
 
     def clean_row(self, row: "RowCleaner", context: SubmissionContext) -> None:
         """Validate and normalise one submitted row into row.data, recording problems with row.error()."""
+        raise NotImplementedError
+
+    def quote(self, data: dict, context: SubmissionContext) -> "Quote":
+        """The price of a valid row as it would be placed now, and a short note for people."""
         raise NotImplementedError
 
     def warnings(self, rows: list[tuple[int, dict]]) -> list[dict]:

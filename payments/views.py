@@ -1,6 +1,7 @@
 import logging
 
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -26,6 +27,7 @@ def sandbox_webhook(request):
 
 
 def payment_return(request, reference):
-    """Where the gateway sends the customer back; the notification may arrive before or after them."""
-    payment = get_object_or_404(Payment.objects.select_related("batch"), reference=reference)
-    return render(request, "payments/return.html", {"payment": payment})
+    """Where the gateway sends the customer back; the notification may arrive before or after them, so
+    the batch page waits for it."""
+    payment = get_object_or_404(Payment, reference=reference)
+    return redirect(reverse("web:batch-detail", args=[payment.batch_id]) + "?returned=1")

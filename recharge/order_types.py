@@ -6,12 +6,13 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
+from django.utils.translation import get_language
 
 from orders import messages as order_messages
 from orders.goods import ProductOrderType
 from orders.models import Order, Product
 from orders.money import to_money
-from orders.registry import OrderType, SubmissionContext
+from orders.registry import OrderType, Quote, SubmissionContext
 from orders.rows import RowCleaner
 from recharge import messages, services
 from recharge.models import CarrierDiscount
@@ -74,6 +75,17 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
                 value=raw, values=", ".join(str(v) for v in offered)))
             return None
         return offered[offered.index(value)]  # "50.00" and 50 are both stored as the offered "50"
+
+    def quote(self, data: dict, context: SubmissionContext) -> Quote:
+        number = parse_mobile(data["phone"])
+        if "carrier_discounts" not in context.cache:  # one query per submission, not per row
+            context.cache["carrier_discounts"] = carrier_discounts()
+        price = face_value_price(Decimal(data["face_value"]), number.carrier, context.cache["carrier_discounts"])
+        if get_language().startswith("zh"):
+            note = f"{number.carrier_zh} · {number.region}"
+        else:
+            note = f"{number.carrier} · {number.region_en}"
+        return Quote(price, note)
 
     def warnings(self, rows):
         return _duplicates(rows, key=lambda data: data["phone"], field="phone")

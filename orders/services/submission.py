@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 
 from orders import messages, registry
 from orders.models import Batch, BatchRow, Order, Product
-from orders.registry import RowErrors, SubmissionContext
+from orders.registry import Quote, RowErrors, SubmissionContext
 from orders.rows import REFERENCE_MAX_LENGTH, RowCleaner
 
 COMMON_FIELDS = {"kind", "reference"}
@@ -38,6 +38,7 @@ class RowVerdict:
     reference: str | None
     errors: RowErrors
     raw: object
+    quote: Quote | None = None  # filled for valid rows when asked for
 
     @property
     def is_valid(self) -> bool:
@@ -52,11 +53,18 @@ class Submission:
     replayed: bool = False  # an Idempotency-Key replay: nothing new was created
 
 
-def rows_validate(*, owner, rows: list) -> tuple[list[RowVerdict], list[dict]]:
-    """Validate every row of a submission without writing anything. Returns verdicts and warnings."""
+def rows_validate(*, owner, rows: list, with_quotes: bool = False) -> tuple[list[RowVerdict], list[dict]]:
+    """Validate every row of a submission without writing anything. Returns verdicts and warnings.
+
+    With quotes, each valid row also carries its current price and a note (what the checkout shows).
+    """
     context = SubmissionContext(owner=owner, products=_products_for(rows))
     verdicts = [_row_validate(index, raw, context) for index, raw in enumerate(rows)]
     _check_references(owner, verdicts)
+    if with_quotes:
+        for verdict in verdicts:
+            if verdict.is_valid:
+                verdict.quote = registry.get(verdict.kind).quote(verdict.data, context)
     return verdicts, _warnings(verdicts)
 
 

@@ -1,0 +1,71 @@
+"""A shopper's batches: the live page of one batch (placing progress → merged payment → results) and
+the list of all of them."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from orders import selectors, services
+from orders.models import Batch, BatchRow, Order
+
+# While any of these is true the page keeps polling for news.
+LIVE_ORDER_STATUSES = (Order.Status.PAID, Order.Status.FULFILLING)
+
+
+def _batch_context(request, batch: Batch) -> dict:
+    progress = selectors.batch_progress(batch)
+    settled = progress["placed"] + progress["failed"]
+    orders = list(batch.orders.select_related("product", "fulfilment").order_by("row_index"))
+    payment = getattr(batch, "payment", None)
+    live = batch.status == Batch.Status.PLACING or (
+        batch.status == Batch.Status.AWAITING_PAYMENT and request.GET.get("returned")
+    ) or any(order.status in LIVE_ORDER_STATUSES and order.kind != "goods" for order in orders)
+    return {
+        "batch": batch,
+        "progress": progress,
+        "percent": round(100 * settled / batch.accepted_rows) if batch.accepted_rows else 100,
+        "orders": orders,
+        "failures": batch.rows.filter(outcome=BatchRow.Outcome.FAILED).order_by("row_index"),
+        "rejected": batch.rows.filter(outcome=BatchRow.Outcome.REJECTED).order_by("row_index"),
+        "payment": payment,
+        "live": live,
+        "returned": bool(request.GET.get("returned")),
+    }
+
+
+def _own_batch(request, batch_id) -> Batch:
+    return get_object_or_404(Batch.objects.select_related("payment"), pk=batch_id, owner=request.user)
+
+
+@login_required
+@vary_on_headers("HX-Request")
+def batch_detail(request, batch_id):
+    batch = _own_batch(request, batch_id)
+    template = "orders/_batch_live.html" if request.htmx else "orders/batch_detail.html"
+    return render(request, template, _batch_context(request, batch))
+
+
+@login_required
+@require_POST
+def batch_cancel(request, batch_id):
+    batch = _own_batch(request, batch_id)
+    try:
+        services.batch_cancel(batch_id=batch.pk, owner=request.user)
+    except services.BatchError as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, _("The batch was cancelled; nothing will be charged."))
+    return redirect("web:batch-detail", batch_id=batch.pk)
+
+
+@login_required
+def batch_list(request):
+    batches = Batch.objects.filter(owner=request.user).select_related("payment").order_by("-created_at")
+    page = Paginator(batches, 20).get_page(request.GET.get("page"))
+    return render(request, "orders/batch_list.html", {"page": page})

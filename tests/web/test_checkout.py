@@ -1,0 +1,169 @@
+"""The checkout page through Django's test client: every action without JavaScript, and the htmx partials."""
+
+from decimal import Decimal
+
+import pytest
+
+from orders.models import Batch
+from tests.orders.factories import ProductFactory
+
+
+@pytest.fixture
+def shopper(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def catalogue(db):
+    ProductFactory(sku="TSHIRT-M", name="T-shirt M", unit_price=Decimal("59.00"))
+
+
+def form_data(rows, **extra):
+    data = {"rows-TOTAL_FORMS": str(len(rows)), "rows-INITIAL_FORMS": "0", "submission_key": "k1", **extra}
+    for index, row in enumerate(rows):
+        for name, value in row.items():
+            data[f"rows-{index}-{name}"] = value
+    return data
+
+
+def captcha_answer(client):
+    client.get("/checkout/")
+    return client.session["checkout_captcha"]
+
+
+def test_the_checkout_starts_with_three_rows_and_a_captcha(shopper):
+    page = shopper.get("/checkout/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="rows-TOTAL_FORMS" value="3"' in html
+    assert html.count('<fieldset class="row') == 3
+    assert "svg" in html and 'name="captcha"' in html
+
+
+def test_anonymous_shoppers_are_sent_to_log_in(client, db):
+    assert client.get("/checkout/")["Location"].startswith("/accounts/login/")
+
+
+def test_add_rows_without_javascript(shopper):
+    page = shopper.post("/checkout/", form_data([{"kind": "goods"}], add_rows="many", add_count="10"))
+
+    assert page.status_code == 200
+    assert 'name="rows-TOTAL_FORMS" value="11"' in page.content.decode()
+
+
+def test_remove_a_row_renumbers_the_rest(shopper):
+    rows = [{"kind": "goods", "sku": "A"}, {"kind": "goods", "sku": "B"}, {"kind": "goods", "sku": "C"}]
+
+    page = shopper.post("/checkout/", form_data(rows, remove_row="1")).content.decode()
+
+    assert 'name="rows-TOTAL_FORMS" value="2"' in page
+    assert 'name="rows-0-sku" value="A"' in page and 'name="rows-1-sku" value="C"' in page
+    assert 'value="B"' not in page
+
+
+def test_htmx_adds_rows_and_updates_the_row_count_out_of_band(shopper):
+    response = shopper.get("/checkout/rows/", {"rows-TOTAL_FORMS": "3", "add_count": "10"}, HTTP_HX_REQUEST="true")
+
+    html = response.content.decode()
+    assert html.count('<fieldset class="row') == 10
+    assert 'id="rows-3"' in html and 'id="rows-12"' in html
+    assert 'id="id_rows-TOTAL_FORMS" hx-swap-oob="true"' in html and 'value="13"' in html
+
+
+def test_typing_a_phone_shows_carrier_region_price_and_duplicates(shopper):
+    rows = [{"kind": "mobile", "phone": "13800138000", "face_value": "50"},
+            {"kind": "mobile", "phone": "138 0013 8000", "face_value": "100"}]
+
+    html = shopper.post("/checkout/rows/1/", form_data(rows), HTTP_HX_REQUEST="true").content.decode()
+
+    assert "China Mobile · Beijing" in html
+    assert "¥99.00" in html  # 100 × China Mobile's 0.99
+    assert "13800138000 is also on row 0" in html
+    assert 'id="valid-count"' in html and "2 valid rows" in html
+    assert "¥148.50" in html  # the running total
+
+
+def test_typing_a_bad_value_shows_the_error_on_the_field(shopper):
+    rows = [{"kind": "mobile", "phone": "010 1234 5678", "face_value": "50"}]
+
+    html = shopper.post("/checkout/rows/0/", form_data(rows), HTTP_HX_REQUEST="true").content.decode()
+
+    assert 'id="rows-0-phone-errors" hx-swap-oob="true">010 1234 5678 is not a mobile number' in html
+
+
+def test_pasted_numbers_become_rows(shopper):
+    text = "13800138000\n18612345678,100\nTSHIRT-M,2\n"
+
+    page = shopper.post("/checkout/", form_data([{"kind": "goods"}], **{"import": "1", "text": text, "default_face_value": "30"}))
+
+    html = page.content.decode()
+    assert 'name="rows-TOTAL_FORMS" value="3"' in html
+    assert 'name="rows-0-phone" value="13800138000"' in html
+    assert 'name="rows-2-sku" value="TSHIRT-M"' in html
+    assert "3 valid rows" in html
+
+
+def test_an_uploaded_csv_becomes_rows(shopper):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("rows.csv", "phone,face value\n13800138000,20\n".encode("gb18030"), "text/csv")
+
+    page = shopper.post("/checkout/", {**form_data([{"kind": "goods"}]), "import": "1", "file": upload})
+
+    assert 'name="rows-0-phone" value="13800138000"' in page.content.decode()
+
+
+def test_a_wrong_captcha_places_nothing(shopper):
+    captcha_answer(shopper)
+
+    page = shopper.post("/checkout/", form_data([{"kind": "goods", "sku": "TSHIRT-M"}], submit="1", captcha="-1"))
+
+    assert page.status_code == 400
+    assert "The answer to the check was wrong" in page.content.decode()
+    assert not Batch.objects.exists()
+
+
+def test_invalid_rows_are_shown_and_placed_only_when_the_shopper_chooses_to_skip_them(shopper):
+    rows = [{"kind": "goods", "sku": "TSHIRT-M", "quantity": "2"}, {"kind": "goods", "sku": "NOPE"},
+            {"kind": "mobile", "phone": "13800138000", "face_value": "50"}]
+    answer = captcha_answer(shopper)
+
+    page = shopper.post("/checkout/", form_data(rows, submit="1", captcha=answer))
+
+    assert page.status_code == 400
+    html = page.content.decode()
+    assert "No product has the SKU NOPE." in html
+    assert "Place the 2 valid rows and skip the rest" in html
+    assert not Batch.objects.exists()
+
+    # the captcha was answered once for this batch: the skip choice does not ask again
+    placed = shopper.post("/checkout/", form_data(rows, submit_skip="1"))
+
+    batch = Batch.objects.get()
+    assert placed["Location"] == f"/batches/{batch.pk}/"
+    assert (batch.source, batch.row_count, batch.accepted_rows) == ("web", 3, 2)
+
+
+def test_a_double_submit_places_one_batch(shopper):
+    rows = [{"kind": "goods", "sku": "TSHIRT-M"}]
+    shopper.post("/checkout/", form_data(rows, submit="1", captcha=captcha_answer(shopper)))
+
+    shopper.post("/checkout/", form_data(rows, submit="1", captcha=captcha_answer(shopper)))
+
+    assert Batch.objects.count() == 1
+
+
+def test_an_empty_checkout_asks_for_a_row(shopper):
+    page = shopper.post("/checkout/", form_data([{"kind": "goods"}], submit="1", captcha=captcha_answer(shopper)))
+
+    assert page.status_code == 400
+    assert "Fill in at least one row." in page.content.decode()
+
+
+def test_a_tampered_management_form_is_a_clear_400(shopper):
+    response = shopper.post("/checkout/", {"rows-TOTAL_FORMS": "lots", "submit": "1"})
+
+    assert response.status_code == 400
+    assert "reload the page" in response.content.decode()
