@@ -219,3 +219,14 @@ def wait_for_idle_worker(wait_until):
         wait_until(idle, timeout=timeout, what="the worker to be idle")
 
     return wait
+
+
+@pytest.fixture
+def carrier_discounts(db):
+    """The migration's default discounts, again: a transactional test before this one flushed every table."""
+    from decimal import Decimal
+
+    from recharge.models import CarrierDiscount
+
+    for carrier, discount in {"China Mobile": "0.990", "China Unicom": "0.985", "China Telecom": "0.980"}.items():
+        CarrierDiscount.objects.update_or_create(carrier=carrier, defaults={"discount": Decimal(discount)})

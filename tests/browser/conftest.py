@@ -40,16 +40,28 @@ def site(live_server, worker):
 
 
 @pytest.fixture
-def shopper_page(browser, site, user):
-    """A desktop page logged in as `user` (through the real login form)."""
+def open_page(browser, site, user):
+    """Open a page logged in as `user` (through the real login form) at a viewport and in a language."""
     user.set_password("correct-horse-battery")
     user.save()
-    context = browser.new_context(viewport=DESKTOP, locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    log_in(page, site.url, user.username)
-    yield page
-    context.close()
+    contexts = []
+
+    def open_(viewport=DESKTOP, locale="en-US"):
+        context = browser.new_context(viewport=viewport, locale=locale)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        log_in(page, site.url, user.username)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def shopper_page(open_page):
+    return open_page()
 
 
 def log_in(page, base_url, username, password="correct-horse-battery"):
@@ -68,5 +80,35 @@ def solve_captcha(page):
 
 
 def screenshot(page, name):
+    """Save docs/screenshots/<name>-<width>.png when SCREENSHOTS=1 (the README shows the committed ones)."""
+    if os.environ.get("SCREENSHOTS") != "1":
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    width = page.viewport_size["width"]
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+
+
+@pytest.fixture
+def paused_worker(worker):
+    """Hold the worker back from consuming, to look at a batch while it is still placing."""
+    from django.conf import settings
+
+    from config.celery import app as celery_app
+
+    def set_consuming(consuming: bool):
+        for queue in settings.CELERY_TASK_QUEUES:
+            if consuming:
+                celery_app.control.add_consumer(queue.name, destination=[worker.hostname], reply=True)
+            else:
+                celery_app.control.cancel_consumer(queue.name, destination=[worker.hostname], reply=True)
+
+    set_consuming(False)
+    try:
+        yield lambda: set_consuming(True)
+    finally:
+        set_consuming(True)
+
+
+@pytest.fixture(autouse=True)
+def _discounts(carrier_discounts):
+    pass
