@@ -2,6 +2,8 @@
 
 from django.db.models import F
 
+from django.utils.translation import gettext_lazy as _
+
 from orders import messages
 from orders.models import Order, Product
 from orders.money import to_money
@@ -39,7 +41,7 @@ class ProductOrderType(OrderType):
         if product is None:
             row.error("sku", str(messages.UNKNOWN_SKU).format(sku=sku))
         elif product.kind != self.kind:
-            row.error("sku", str(messages.WRONG_KIND_SKU).format(sku=sku, kind=self.kind))
+            row.error("sku", str(messages.WRONG_KIND_SKU).format(sku=sku, kind=self.label))
         elif not product.active:
             row.error("sku", str(messages.PRODUCT_INACTIVE).format(sku=sku))
         else:
@@ -89,4 +91,4 @@ class ProductOrderType(OrderType):
 
 class GoodsOrderType(ProductOrderType):
     kind = "goods"
-    label = "Goods"
+    label = _("Goods")

@@ -1,6 +1,7 @@
 """Messages people see when a submission or a row is refused. Tests assert on these constants.
 
-Each is a format string; call `.format(...)` with the named values after translating it.
+Each is a format string; call `.format(...)` with the named values after translating it. Messages
+count rows from 1, as people do; the API's "index" fields count from 0.
 """
 
 from django.utils.translation import gettext_lazy as _
@@ -17,7 +18,7 @@ UNKNOWN_FIELD = _("Unknown field.")
 ROW_NOT_OBJECT = _("Each row must be a JSON object.")
 UNKNOWN_KIND = _("Unknown kind {kind}; expected one of: {kinds}.")
 UNKNOWN_SKU = _("No product has the SKU {sku}.")
-WRONG_KIND_SKU = _("{sku} is not a {kind} product.")
+WRONG_KIND_SKU = _("{sku} is not sold as {kind}.")
 PRODUCT_INACTIVE = _("{sku} is not on sale.")
 REFERENCE_USED = _("Reference {reference} is already used by another order.")
 REFERENCE_REPEATED = _("Reference {reference} is also on row {other}.")
@@ -36,5 +37,19 @@ OUT_OF_STOCK = _("{sku} is out of stock.")
 NOT_ON_SALE_ANYMORE = _("{sku} was taken off sale before the row was placed.")
 CANNOT_CANCEL = _("Only a batch awaiting payment can be cancelled; this one is {status}.")
 PLACING_ERROR = _("This row could not be placed because of an error on our side; it was not charged.")
+FAILURES = {
+    "out_of_stock": OUT_OF_STOCK,
+    "inactive": NOT_ON_SALE_ANYMORE,
+    "reference_used": REFERENCE_USED,
+    "placing_error": PLACING_ERROR,
+}
+
+
+def failure_text(code: str, *, sku: str = "", reference: str = "") -> str | None:
+    """A placing failure in the current language (the stored message is in the worker's language)."""
+    template = FAILURES.get(code)
+    return str(template).format(sku=sku, reference=reference) if template is not None else None
+
+
 NOTHING_TO_RETRY = _("This batch has no failed rows to place again.")
 BATCH_NOT_FINISHED = _("This batch is still placing its rows.")

@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from orders import messages
 from orders.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
 
@@ -168,6 +169,12 @@ class BatchRow(models.Model):
     @property
     def is_settled(self) -> bool:
         return self.outcome in (self.Outcome.PLACED, self.Outcome.FAILED)
+
+    @property
+    def failure_text(self) -> str:
+        """Why the row failed, in the reader's language when the reason is a known one."""
+        translated = messages.failure_text(self.failure_code, sku=self.data.get("sku", ""), reference=self.reference or "")
+        return translated or self.failure_message
 
 
 def new_order_number() -> str:

@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 
 from orders import messages as order_messages
 from orders.goods import ProductOrderType
@@ -42,7 +43,7 @@ class RechargeFulfilment:
 
 class MobileTopUpType(RechargeFulfilment, OrderType):
     kind = "mobile"
-    label = "Mobile top-up"
+    label = _("Mobile top-up")
     fields = ("phone", "face_value")
 
     def clean_row(self, row: RowCleaner, context: SubmissionContext) -> None:
@@ -103,7 +104,7 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
 
 class GameCurrencyType(RechargeFulfilment, ProductOrderType):
     kind = "game"
-    label = "Game currency"
+    label = _("Game currency")
     fields = ("sku", "account", "quantity")
 
     def clean_product_row(self, row: RowCleaner, product: Product) -> None:
@@ -133,7 +134,7 @@ def _duplicates(rows, *, key, field, shown=None) -> list[dict]:
         if value in first_row:
             warnings.append({
                 "index": index, "field": field,
-                "message": str(messages.DUPLICATE_ACCOUNT).format(account=shown(data), other=first_row[value]),
+                "message": str(messages.DUPLICATE_ACCOUNT).format(account=shown(data), other=first_row[value] + 1),
             })
         else:
             first_row[value] = index

@@ -201,7 +201,7 @@ def _check_references(owner, verdicts: list[RowVerdict]) -> None:
             continue
         if verdict.reference in first_row_of:
             message = str(messages.REFERENCE_REPEATED).format(
-                reference=verdict.reference, other=first_row_of[verdict.reference]
+                reference=verdict.reference, other=first_row_of[verdict.reference] + 1
             )
             verdict.errors.setdefault("reference", []).append(message)
         else:

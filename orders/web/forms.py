@@ -12,13 +12,12 @@ from orders import registry
 
 ROW_FIELDS = ("kind", "sku", "quantity", "phone", "face_value", "account", "reference")
 PREFIX = "rows"
-KIND_LABELS = {"goods": _("Goods"), "mobile": _("Mobile top-up"), "game": _("Game currency")}
+FIRST_KINDS = ("goods", "mobile", "game")  # the usual order in the menu; other types follow
 
 
 def kind_choices():
-    return [(kind, KIND_LABELS.get(kind, kind)) for kind in ("goods", "mobile", "game") if registry.get(kind)] + [
-        (kind, kind) for kind in registry.kinds() if kind not in KIND_LABELS
-    ]
+    kinds = [kind for kind in FIRST_KINDS if registry.get(kind)] + [k for k in registry.kinds() if k not in FIRST_KINDS]
+    return [(kind, registry.get(kind).label or kind) for kind in kinds]
 
 
 def face_value_choices():

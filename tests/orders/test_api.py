@@ -129,7 +129,7 @@ def test_a_reference_repeated_in_a_batch_or_already_used_is_a_row_error(api_clie
     assert response.status_code == 400
     assert row_errors(response) == {
         0: {"reference": ["Reference PO-1 is already used by another order."]},
-        2: {"reference": ["Reference PO-2 is also on row 1."]},
+        2: {"reference": ["Reference PO-2 is also on row 2."]},
     }
 
 

@@ -55,7 +55,7 @@ def test_a_bad_recharge_row_names_its_field(api_client, row, errors):
 def test_a_game_sku_used_as_goods_is_refused(api_client):
     response = post_rows(api_client, [{"kind": "goods", "sku": "GAME-GOLD-60"}])
 
-    assert row_errors(response) == {0: {"sku": ["GAME-GOLD-60 is not a goods product."]}}
+    assert row_errors(response) == {0: {"sku": ["GAME-GOLD-60 is not sold as Goods."]}}
 
 
 def test_numbers_and_face_values_are_normalised_on_the_row(api_client, user):
@@ -78,8 +78,8 @@ def test_the_same_account_twice_is_allowed_but_flagged(api_client):
 
     assert response.status_code == 202
     assert response.json()["warnings"] == [
-        {"index": 1, "field": "phone", "message": "13800138000 is also on row 0: it will be topped up twice."},
-        {"index": 3, "field": "account", "message": "user-123456 is also on row 2: it will be topped up twice."},
+        {"index": 1, "field": "phone", "message": "13800138000 is also on row 1: it will be topped up twice."},
+        {"index": 3, "field": "account", "message": "user-123456 is also on row 3: it will be topped up twice."},
     ]
 
 

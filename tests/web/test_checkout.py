@@ -80,7 +80,7 @@ def test_typing_a_phone_shows_carrier_region_price_and_duplicates(shopper):
 
     assert "China Mobile · Beijing" in html
     assert "¥99.00" in html  # 100 × China Mobile's 0.99
-    assert "13800138000 is also on row 0" in html
+    assert "13800138000 is also on row 1" in html
     assert 'id="valid-count"' in html and "2 valid rows" in html
     assert "¥148.50" in html  # the running total
 
