@@ -102,7 +102,9 @@ def checkout(request):
     if formset is None:
         return HttpResponseBadRequest(_("The checkout form was incomplete; reload the page."))
     if "add_rows" in request.POST:
-        return _page(request, _evaluate(request, _with_added_rows(formset, request.POST.get("add_count"))))
+        # "Add a row" adds one; "Add rows" adds as many as the number beside it says.
+        count = request.POST.get("add_count") if request.POST["add_rows"] == "many" else "1"
+        return _page(request, _evaluate(request, _with_added_rows(formset, count)))
     if "remove_row" in request.POST:
         return _page(request, _evaluate(request, _without_row(formset, request.POST.get("remove_row"))))
     if "import" in request.POST:
