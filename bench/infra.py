@@ -134,7 +134,8 @@ def service_environment(*, database_url: str, redis_url: str) -> dict[str, str]:
     }
     return {
         **inherited,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
+        # Another settings module may be measured (one that imports config.settings and changes it).
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "SANDBOX_WEBHOOK_SECRET": secrets.token_urlsafe(32),
