@@ -26,6 +26,16 @@ class Payment(models.Model):
         EXPIRED = "expired", _("expired")
         CANCELLED = "cancelled", _("cancelled")  # the customer cancelled the batch before paying
 
+    TRANSITIONS = {
+        Status.PENDING: {Status.SUCCEEDED, Status.FAILED, Status.EXPIRED, Status.CANCELLED},
+        Status.SUCCEEDED: {Status.PARTIALLY_REFUNDED, Status.REFUNDED},
+        Status.PARTIALLY_REFUNDED: {Status.PARTIALLY_REFUNDED, Status.REFUNDED},
+        Status.REFUNDED: set(),
+        Status.FAILED: set(),
+        Status.EXPIRED: set(),
+        Status.CANCELLED: set(),
+    }
+
     batch = models.OneToOneField("orders.Batch", on_delete=models.PROTECT, related_name="payment")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments")
     amount = models.DecimalField(_("amount"), max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)

@@ -228,5 +228,8 @@ def payment_expire(*, payment_id, now=None) -> str:
 
 
 def _set_status(payment: Payment, status: str) -> None:
+    """The one place a payment changes status (the lifecycle in SPEC section 4)."""
+    if status not in Payment.TRANSITIONS[payment.status]:
+        raise PaymentError(f"payment {payment.reference}: {payment.status} → {status}")
     payment.status = status
     payment.save(update_fields=["status", "paid_at", "refunded_amount", "updated_at"])
