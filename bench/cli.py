@@ -119,14 +119,16 @@ def _run(args, database: BenchDatabase, redis_url: str, worker: Worker) -> dict:
         "worker_idle_rss_mb": bench.idle_worker_rss_mb(),
         "placing_sql": bench.placing_statements(),
     }
-    sizes = {row_count: report.size_summary(row_count, bench.size(row_count, args.repeat)) for row_count in args.rows}
+    runs = {row_count: bench.size(row_count, args.repeat) for row_count in args.rows}
+    sizes = {row_count: report.size_summary(row_count, size_runs) for row_count, size_runs in runs.items()}
     document["sizes"] = {str(row_count): size for row_count, size in sizes.items()}
     document["targets"] = report.targets(sizes, document["worker_idle_rss_mb"])
     document["machine"]["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
     if args.profile:
         from bench.profiling import profile
 
-        profile(shopper, accept_rows=MAX_ROWS, path=args.profile)
+        largest_batch = runs[max(args.rows)][-1]["batch_id"]
+        profile(shopper, accept_rows=MAX_ROWS, callback_batch=largest_batch, path=args.profile)
         document["profile"] = str(args.profile)
     return document
 

@@ -149,6 +149,8 @@ def dispatch_suppressed():
 
 
 class Benchmark:
+    """The measurements of one invocation, against one worker, one Redis and one database."""
+
     def __init__(self, *, shopper: Shopper, worker: Worker, redis_url: str, baseline_sample: int):
         self.shopper = shopper
         self.worker = worker
@@ -260,12 +262,12 @@ class Benchmark:
         # The order array as the chord delivers it: JSON, decoded.
         payload = json.dumps(selectors.batch_results_from_database(batch))
         results = json.loads(payload)
-        with _as_the_callback_found_it(batch_id):
+        with as_the_callback_found_it(batch_id):
             with CaptureQueriesContext(connection) as captured:
                 started = time.perf_counter()
                 services.batch_finalize(batch_id=batch_id, results=results)
                 seconds = time.perf_counter() - started
-        with _as_the_callback_found_it(batch_id):
+        with as_the_callback_found_it(batch_id):
             tracemalloc.start()
             try:
                 services.batch_finalize(batch_id=batch_id, results=results)
@@ -300,7 +302,7 @@ class Benchmark:
 
 
 @contextmanager
-def _as_the_callback_found_it(batch_id: str):
+def as_the_callback_found_it(batch_id: str):
     """The batch back in `placing` without its payment, inside a transaction that is rolled back."""
     with transaction.atomic():
         Payment.objects.filter(batch_id=batch_id).delete()

@@ -9,12 +9,13 @@ what the floor measures.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from django.db import connection
 
-from bench.measure import Shopper, batch_rows, dispatch_suppressed
+from bench.measure import Shopper, as_the_callback_found_it, batch_rows, dispatch_suppressed
 from orders import selectors, services
 from orders.models import Batch
 
@@ -22,7 +23,7 @@ PLACING_ROWS = 300
 FLAT_LINES = 30
 
 
-def profile(shopper: Shopper, *, accept_rows: int, path: Path) -> None:
+def profile(shopper: Shopper, *, accept_rows: int, callback_batch: str, path: Path) -> None:
     try:
         from pyinstrument import Profiler
         from pyinstrument.renderers import ConsoleRenderer
@@ -31,22 +32,29 @@ def profile(shopper: Shopper, *, accept_rows: int, path: Path) -> None:
 
     sections = []
 
+    rows = batch_rows(accept_rows)
     with dispatch_suppressed(), Profiler(interval=0.0005) as accept:
-        shopper.submit(batch_rows(accept_rows))
+        shopper.submit(rows)
     sections.append((f"accept: POST /api/v1/batches/ with {accept_rows:,} rows (enqueue excluded)", accept))
 
-    with dispatch_suppressed():
-        batch = shopper.submit(batch_rows(PLACING_ROWS))[0]
-    with Profiler(interval=0.0005) as placing:
-        for row_index in range(PLACING_ROWS):
-            connection.close()
-            services.order_place(batch_id=batch, row_index=row_index)
-    sections.append((f"placing: order_place for {PLACING_ROWS} rows, a new connection each", placing))
+    # As the workers place rows today (a new connection per task), and on one connection kept open.
+    for new_connections, how in [(True, "a new connection each, as in the worker"), (False, "one connection kept open")]:
+        with dispatch_suppressed():
+            batch = shopper.submit(batch_rows(PLACING_ROWS))[0]
+        connection.ensure_connection()
+        with Profiler(interval=0.0005) as placing:
+            for row_index in range(PLACING_ROWS):
+                if new_connections:
+                    connection.close()
+                services.order_place(batch_id=batch, row_index=row_index)
+        sections.append((f"placing: order_place for {PLACING_ROWS} rows, {how}", placing))
 
-    results = selectors.batch_results_from_database(Batch.objects.get(pk=batch))
-    with Profiler(interval=0.0005) as callback:
-        services.batch_finalize(batch_id=batch, results=results)
-    sections.append((f"callback: batch_finalize of {PLACING_ROWS} rows", callback))
+    # The callback on the largest batch the workers placed, replayed as it found that batch.
+    batch = Batch.objects.get(pk=callback_batch)
+    results = json.loads(json.dumps(selectors.batch_results_from_database(batch)))
+    with as_the_callback_found_it(batch.pk), Profiler(interval=0.0005) as callback:
+        services.batch_finalize(batch_id=batch.pk, results=results)
+    sections.append((f"callback: batch_finalize of {batch.accepted_rows:,} rows (replayed)", callback))
 
     text = []
     for title, profiler in sections:
