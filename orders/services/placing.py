@@ -21,33 +21,53 @@ def order_place(*, batch_id, row_index: int) -> PlacementResult:
     The row lock serialises a redelivered task with the original, so a row never yields two orders;
     the (batch, row_index) unique constraint on Order backs that up in the database.
     """
+    try:
+        with transaction.atomic():
+            row = _locked_row(batch_id, row_index)
+            if row.outcome != BatchRow.Outcome.PENDING:
+                return _recorded_result(row)
+            order = registry.get(row.kind).place(batch=row.batch, row=row)
+            _settle(row, BatchRow.Outcome.PLACED)
+            return PlacementResult.from_row(row, order)
+    except PlacementRefused as refusal:
+        code, message = refusal.code, refusal.message
+    except IntegrityError:
+        clash = _reference_clash(batch_id, row_index)
+        if clash is None:
+            raise
+        code, message = clash
+    # A refusal or a clash rolled the whole attempt back (stock included); record the failure on its
+    # own. Refusals are the rare path, so the common one needs no savepoint.
     with transaction.atomic():
-        row = BatchRow.objects.select_for_update().select_related("batch").get(batch_id=batch_id, row_index=row_index)
-        if row.outcome == BatchRow.Outcome.PLACED:
-            return PlacementResult.from_row(row, Order.objects.only("pk", "amount").get(batch_id=batch_id, row_index=row_index))
-        if row.outcome == BatchRow.Outcome.FAILED:
-            return PlacementResult.from_row(row)
-        if row.outcome == BatchRow.Outcome.REJECTED:
-            raise ValueError(f"row {row_index} of batch {batch_id} was rejected at submission and is never placed")
+        row = _locked_row(batch_id, row_index)
+        if row.outcome != BatchRow.Outcome.PENDING:
+            return _recorded_result(row)
+        row.failure_code, row.failure_message = code, message
+        _settle(row, BatchRow.Outcome.FAILED)
+        return PlacementResult.from_row(row)
 
-        order = None
-        try:
-            # A savepoint, so that a refusal after a partial write (stock taken, then a clash on the
-            # reference) leaves nothing behind.
-            with transaction.atomic():
-                order = registry.get(row.kind).place(batch=row.batch, row=row)
-        except PlacementRefused as refusal:
-            row.outcome, row.failure_code, row.failure_message = BatchRow.Outcome.FAILED, refusal.code, refusal.message
-        except IntegrityError:
-            # The only clash a row can cause is on its reference, taken since it was validated.
-            if row.reference is None or not Order.objects.filter(
-                owner_id=row.batch.owner_id, reference=row.reference
-            ).exists():
-                raise
-            row.outcome, row.failure_code = BatchRow.Outcome.FAILED, "reference_used"
-            row.failure_message = str(messages.REFERENCE_USED).format(reference=row.reference)
-        else:
-            row.outcome = BatchRow.Outcome.PLACED
-        row.settled_at = timezone.now()
-        row.save(update_fields=["outcome", "failure_code", "failure_message", "settled_at"])
+
+def _locked_row(batch_id, row_index: int) -> BatchRow:
+    return BatchRow.objects.select_for_update().select_related("batch").get(batch_id=batch_id, row_index=row_index)
+
+
+def _recorded_result(row: BatchRow) -> PlacementResult:
+    if row.outcome == BatchRow.Outcome.REJECTED:
+        raise ValueError(f"row {row.row_index} of batch {row.batch_id} was rejected at submission and is never placed")
+    order = None
+    if row.outcome == BatchRow.Outcome.PLACED:
+        order = Order.objects.only("pk", "amount").get(batch_id=row.batch_id, row_index=row.row_index)
     return PlacementResult.from_row(row, order)
+
+
+def _settle(row: BatchRow, outcome: str) -> None:
+    row.outcome, row.settled_at = outcome, timezone.now()
+    row.save(update_fields=["outcome", "failure_code", "failure_message", "settled_at"])
+
+
+def _reference_clash(batch_id, row_index: int) -> tuple[str, str] | None:
+    """The clash a row can cause: its reference taken by another order since it was validated."""
+    row = BatchRow.objects.select_related("batch").get(batch_id=batch_id, row_index=row_index)
+    if row.reference is None or not Order.objects.filter(owner_id=row.batch.owner_id, reference=row.reference).exists():
+        return None
+    return "reference_used", str(messages.REFERENCE_USED).format(reference=row.reference)
