@@ -11,38 +11,23 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from bench.infra import free_port
+from bench.infra import wait_until as poll_until
 from config.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "var" / "test-logs"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # The live server (pytest-django's `live_server`) gets a port chosen now, so that the worker process can
 # be told where the site is: the sandbox gateway calls the site's webhook from the worker.
-LIVE_SERVER_ADDRESS = os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", f"127.0.0.1:{_free_port()}")
+LIVE_SERVER_ADDRESS = os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", f"127.0.0.1:{free_port()}")
 settings.SITE_URL = f"http://{LIVE_SERVER_ADDRESS}"
-
-
-def _wait_until(predicate, *, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"gave up waiting for {what} after {timeout}s")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,7 +39,7 @@ def redis_url():
         server = shutil.which("redis-server")
         if server is None:
             pytest.exit("redis-server is not on the PATH and TEST_REDIS_URL is not set", returncode=2)
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
@@ -63,7 +48,7 @@ def redis_url():
         import redis
 
         client = redis.Redis.from_url(url)
-        _wait_until(lambda: _pings(client), timeout=10, what="the private redis-server")
+        poll_until(lambda: _pings(client), timeout=10, what="the private redis-server")
     settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = settings.REDIS_URL = url
     celery_app.conf.update(broker_url=url, result_backend=url)
     yield url
@@ -125,7 +110,7 @@ class WorkerProcess:
             )
 
     def wait_ready(self):
-        _wait_until(
+        poll_until(
             lambda: self.process.poll() is not None or celery_app.control.ping(timeout=0.5),
             timeout=60,
             what="the Celery worker to answer a ping",
@@ -169,7 +154,7 @@ def worker(transactional_db, celery_worker_process):
 
 @pytest.fixture
 def wait_until():
-    return _wait_until
+    return poll_until
 
 
 @pytest.fixture

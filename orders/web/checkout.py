@@ -121,6 +121,8 @@ def _submit(request, formset):
     if not state.rows:
         return _page(request, state, form_error=_("Fill in at least one row."), status=400)
     skip_invalid = "submit_skip" in request.POST
+    # The page's own key: a double click or a resent form places the batch once.
+    submission_key = request.POST.get("submission_key", "")[:64]
     if state.invalid_count and not skip_invalid:
         return _page(request, state, status=400)
     try:
@@ -129,10 +131,16 @@ def _submit(request, formset):
             rows=state.rows,
             skip_invalid=skip_invalid,
             source=Batch.Source.WEB,
-            idempotency_key=f"web:{request.POST.get('submission_key', '')}"[:255] if request.POST.get("submission_key") else None,
+            idempotency_key=f"web:{submission_key}" if submission_key else None,
         )
-    except (services.SubmissionRejected, services.IdempotencyConflict):
+    except services.SubmissionRejected:
         return _page(request, state, form_error=_("These rows cannot be placed; correct them and try again."), status=400)
+    except services.IdempotencyConflict:
+        # This page was submitted before (the back button) and has been changed since.
+        return _page(
+            request, _evaluate(request, formset), status=409,
+            form_error=_("This order form was already placed; start a new order from the menu."),
+        )
     captcha.forget(request.session)
     return redirect("web:batch-detail", batch_id=submission.batch.pk)
 

@@ -167,3 +167,14 @@ def test_a_tampered_management_form_is_a_clear_400(shopper):
 
     assert response.status_code == 400
     assert "reload the page" in response.content.decode()
+
+
+def test_resubmitting_a_placed_form_with_other_rows_says_so(shopper):
+    ProductFactory(sku="MUG", unit_price=Decimal("25.50"))
+    shopper.post("/checkout/", form_data([{"kind": "goods", "sku": "TSHIRT-M"}], submit="1", captcha=captcha_answer(shopper)))
+
+    page = shopper.post("/checkout/", form_data([{"kind": "goods", "sku": "MUG"}], submit="1", captcha=captcha_answer(shopper)))
+
+    assert page.status_code == 409
+    assert "This order form was already placed" in page.content.decode()
+    assert Batch.objects.count() == 1
