@@ -1,6 +1,5 @@
 """Periodic payment jobs (Celery beat): reconcile pending payments with the gateway, expire unpaid ones."""
 
-import logging
 from datetime import timedelta
 
 from celery import shared_task
@@ -9,8 +8,6 @@ from django.utils import timezone
 
 from payments import services
 from payments.models import Payment
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -11,8 +9,6 @@ from orders import messages, registry
 from orders.models import BatchRow, Order
 from orders.registry import PlacementRefused
 from orders.results import PlacementResult
-
-logger = logging.getLogger(__name__)
 
 
 def order_place(*, batch_id, row_index: int) -> PlacementResult:

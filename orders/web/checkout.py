@@ -61,7 +61,7 @@ def _evaluate(request, formset) -> CheckoutState:
     if not state.rows:
         return state
     verdicts, warnings = services.rows_validate(owner=request.user, rows=state.rows, with_quotes=True)
-    for form, verdict in zip(state.forms_of_rows, verdicts):
+    for form, verdict in zip(state.forms_of_rows, verdicts, strict=True):
         form.row_errors = verdict.errors
         form.quote = verdict.quote
         if verdict.is_valid:

@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from orders import messages
-from orders.models import Batch, BatchRow, Order
+from orders.models import Batch, BatchRow
 from tests.factories import UserFactory
 from tests.orders.factories import ProductFactory
 
