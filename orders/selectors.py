@@ -23,6 +23,19 @@ def batch_progress(batch: Batch) -> dict[str, int]:
     }
 
 
+def batches_with_progress(batches):
+    """The same counts as `batch_progress`, annotated on a queryset: one query for a whole page of batches."""
+
+    def count(outcome):
+        return Count("rows", filter=Q(rows__outcome=outcome))
+
+    return batches.annotate(
+        placed=count(BatchRow.Outcome.PLACED),
+        failed=count(BatchRow.Outcome.FAILED),
+        pending=count(BatchRow.Outcome.PENDING),
+    )
+
+
 def batch_results_from_database(batch: Batch) -> list[dict]:
     """The order array as the database records it, for finishing a batch whose callback was lost."""
     orders = {order.row_index: order for order in Order.objects.filter(batch=batch).only("pk", "row_index", "amount")}

@@ -1,11 +1,10 @@
-from django.db.models import Count, Q
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from orders import messages, services
+from orders import messages, selectors, services
 from orders.api.serializers import (
     BatchAcceptedSerializer,
     BatchDetailSerializer,
@@ -14,20 +13,9 @@ from orders.api.serializers import (
     OrderSerializer,
     ProductSerializer,
 )
-from orders.models import Batch, BatchRow, Order, Product
+from orders.models import Batch, Order, Product
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-
-
-def _with_progress(queryset):
-    def count(outcome):
-        return Count("rows", filter=Q(rows__outcome=outcome))
-
-    return queryset.annotate(
-        placed=count(BatchRow.Outcome.PLACED),
-        failed=count(BatchRow.Outcome.FAILED),
-        pending=count(BatchRow.Outcome.PENDING),
-    )
 
 
 class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -39,7 +27,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return Batch.objects.none()
         batches = Batch.objects.filter(owner=self.request.user).select_related("payment")
-        return _with_progress(batches).order_by("-created_at")
+        return selectors.batches_with_progress(batches).order_by("-created_at")
 
     def get_serializer_class(self):
         return BatchSummarySerializer if self.action == "list" else BatchDetailSerializer

@@ -138,7 +138,7 @@ def _submit(request, formset):
     except services.IdempotencyConflict:
         # This page was submitted before (the back button) and has been changed since.
         return _page(
-            request, _evaluate(request, formset), status=409,
+            request, state, status=409,
             form_error=_("This order form was already placed; start a new order from the menu."),
         )
     captcha.forget(request.session)
