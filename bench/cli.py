@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.infra import ROOT, BenchDatabase, BenchError, PrivateRedis, Worker, service_environment
@@ -27,7 +27,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--workers", type=_positive, default=2, help="worker pool processes (default 2)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument(
-        "--baseline-sample", type=_positive, default=1000,
+        "--baseline-sample",
+        type=_positive,
+        default=1000,
         help="at most this many one-order checkouts per baseline run; beyond, extrapolated linearly (default 1000)",
     )
     parser.add_argument("--profile", type=Path, help="also write a pyinstrument profile of the placing path here")
@@ -109,12 +111,15 @@ def _run(args, database: BenchDatabase, redis_url: str, worker: Worker) -> dict:
     bench.warm_up()
     document = {
         "command": args.command,
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": report.machine(postgres_version=_postgres_version(), redis_version=_redis_version(redis_url)),
         "code": _code_version(),
         "settings": {
-            "rows": args.rows, "repeat": args.repeat, "workers": args.workers,
-            "baseline_sample": args.baseline_sample, "database_server": database.server,
+            "rows": args.rows,
+            "repeat": args.repeat,
+            "workers": args.workers,
+            "baseline_sample": args.baseline_sample,
+            "database_server": database.server,
         },
         "worker_idle_rss_mb": bench.idle_worker_rss_mb(),
         "placing_sql": bench.placing_statements(),

@@ -99,7 +99,9 @@ class PrivateRedis:
             return self.url
         server = shutil.which("redis-server")
         if server is None:
-            raise BenchError("redis-server is not on the PATH (apt-get install redis-server), and BENCH_REDIS_URL is not set")
+            raise BenchError(
+                "redis-server is not on the PATH (apt-get install redis-server), and BENCH_REDIS_URL is not set"
+            )
         port = free_port()
         self.process = subprocess.Popen(
             [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
@@ -164,9 +166,22 @@ class Worker:
 
     def start(self) -> None:
         command = [
-            sys.executable, "-m", "celery", "-A", "config", "worker",
-            "--queues", WORKER_QUEUES, "--concurrency", str(self.concurrency), "--loglevel", "INFO",
-            "--hostname", f"bench-{os.getpid()}@%h", "--include", "bench.tasks",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--queues",
+            WORKER_QUEUES,
+            "--concurrency",
+            str(self.concurrency),
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            f"bench-{os.getpid()}@%h",
+            "--include",
+            "bench.tasks",
         ]
         with open(self.log_path, "w") as log:
             # A session of its own, so that stop() can take the pool children down with the main process.
@@ -240,7 +255,7 @@ def _process_parents():
         except OSError:
             continue
         # The command name may contain spaces and parentheses: the fields we want follow the last ')'.
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         yield int(entry.name), int(fields[1])
 
 

@@ -45,7 +45,7 @@ WARM_UP_ROWS = 20
 STATEMENT_SAMPLE_ROWS = 200
 
 
-def prepare_database() -> "Shopper":
+def prepare_database() -> Shopper:
     """Migrate the benchmark's database and give it a catalogue and an API user."""
     call_command("migrate", interactive=False, verbosity=0)
     for index in range(CATALOGUE_SIZE):
@@ -113,7 +113,9 @@ class RedisCommands:
 
     def snapshot(self) -> Counter:
         stats = self.client.info("commandstats")
-        return Counter({name.removeprefix("cmdstat_"): stat["calls"] for name, stat in stats.items() if name != "cmdstat_info"})
+        return Counter(
+            {name.removeprefix("cmdstat_"): stat["calls"] for name, stat in stats.items() if name != "cmdstat_info"}
+        )
 
 
 def pg_sessions() -> int:
@@ -262,11 +264,10 @@ class Benchmark:
         # The order array as the chord delivers it: JSON, decoded.
         payload = json.dumps(selectors.batch_results_from_database(batch))
         results = json.loads(payload)
-        with as_the_callback_found_it(batch_id):
-            with CaptureQueriesContext(connection) as captured:
-                started = time.perf_counter()
-                services.batch_finalize(batch_id=batch_id, results=results)
-                seconds = time.perf_counter() - started
+        with as_the_callback_found_it(batch_id), CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            services.batch_finalize(batch_id=batch_id, results=results)
+            seconds = time.perf_counter() - started
         with as_the_callback_found_it(batch_id):
             tracemalloc.start()
             try:
@@ -278,7 +279,9 @@ class Benchmark:
             "callback_replay_s": seconds,
             "callback_replay_peak_mb": peak / 2**20,
             # Data statements only: the replay's transaction control differs from the worker's (it is nested).
-            "callback_sql_statements": sum(not _is_transaction_control(query["sql"]) for query in captured.captured_queries),
+            "callback_sql_statements": sum(
+                not _is_transaction_control(query["sql"]) for query in captured.captured_queries
+            ),
             "callback_payload_kb": len(payload.encode()) / 1024,
         }
 

@@ -38,7 +38,10 @@ def profile(shopper: Shopper, *, accept_rows: int, callback_batch: str, path: Pa
     sections.append((f"accept: POST /api/v1/batches/ with {accept_rows:,} rows (enqueue excluded)", accept))
 
     # As the workers place rows today (a new connection per task), and on one connection kept open.
-    for new_connections, how in [(True, "a new connection each, as in the worker"), (False, "one connection kept open")]:
+    for new_connections, how in [
+        (True, "a new connection each, as in the worker"),
+        (False, "one connection kept open"),
+    ]:
         with dispatch_suppressed():
             batch = shopper.submit(batch_rows(PLACING_ROWS))[0]
         connection.ensure_connection()

@@ -42,7 +42,9 @@ def size_summary(row_count: int, runs: list[dict]) -> dict:
         "baseline_checkouts": last["baseline_checkouts"],
         "baseline_extrapolated": last["baseline_checkouts"] < row_count,
         # Which Redis commands placing costs, per row (last run): where to look to cut them.
-        "redis_commands_by_name_per_row": {name: round(calls, 3) for name, calls in last["redis_commands_by_name"].items()},
+        "redis_commands_by_name_per_row": {
+            name: round(calls, 3) for name, calls in last["redis_commands_by_name"].items()
+        },
     }
 
 
@@ -65,9 +67,16 @@ def targets(sizes: dict[int, dict], worker_idle_rss_mb: float) -> list[dict]:
         check("accept 5,000 rows ≤ 0.5 s", median(5000, "accept_s"), 0.5, median(5000, "accept_s") <= 0.5)
     if 1000 in sizes:
         check("place 1,000 rows ≤ 5 s", median(1000, "place_s"), 5.0, median(1000, "place_s") <= 5.0)
-        check("place/floor ≤ 2.0 at 1,000 rows", median(1000, "place_over_floor"), 2.0, median(1000, "place_over_floor") <= 2.0)
         check(
-            "baseline/batch ≥ 5 at 1,000 rows", median(1000, "baseline_over_batch"), 5.0,
+            "place/floor ≤ 2.0 at 1,000 rows",
+            median(1000, "place_over_floor"),
+            2.0,
+            median(1000, "place_over_floor") <= 2.0,
+        )
+        check(
+            "baseline/batch ≥ 5 at 1,000 rows",
+            median(1000, "baseline_over_batch"),
+            5.0,
             median(1000, "baseline_over_batch") >= 5.0,
         )
     if 1000 in sizes and 5000 in sizes:
@@ -136,7 +145,9 @@ def render(document: dict) -> str:
         _table(sizes, "cost"),
         "",
     ]
-    extrapolated = [f"{n:,} from {size['baseline_checkouts']:,}" for n, size in sizes.items() if size["baseline_extrapolated"]]
+    extrapolated = [
+        f"{n:,} from {size['baseline_checkouts']:,}" for n, size in sizes.items() if size["baseline_extrapolated"]
+    ]
     if extrapolated:
         lines.append(
             "* baseline extrapolated linearly from sequential checkouts actually run: " + ", ".join(extrapolated) + "."

@@ -19,7 +19,9 @@ DONE_KEY = "bench:floor:{run_id}:done"
 
 @shared_task(queue="placing")
 def floor_dispatch(run_id: str, row_count: int) -> int:
-    header = [floor_row.signature((run_id, index), task_id=f"{run_id}:{index}", immutable=True) for index in range(row_count)]
+    header = [
+        floor_row.signature((run_id, index), task_id=f"{run_id}:{index}", immutable=True) for index in range(row_count)
+    ]
     chord(header)(floor_done.s(run_id))
     return row_count
 

@@ -10,9 +10,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import environ
-from kombu import Queue
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -300,7 +300,9 @@ RECHARGE_UPSTREAM = env.str("RECHARGE_UPSTREAM", default="sandbox")
 RECHARGE_MAX_ATTEMPTS = env.int("RECHARGE_MAX_ATTEMPTS", default=3)
 RECHARGE_RETRY_BASE_SECONDS = env.float("RECHARGE_RETRY_BASE_SECONDS", default=10.0)
 RECHARGE_QUERY_DELAY_SECONDS = env.float("RECHARGE_QUERY_DELAY_SECONDS", default=30.0)
-RECHARGE_FACE_VALUES = [Decimal(v) for v in env.list("RECHARGE_FACE_VALUES", default=["10", "20", "30", "50", "100", "200", "300", "500"])]
+RECHARGE_FACE_VALUES = [
+    Decimal(v) for v in env.list("RECHARGE_FACE_VALUES", default=["10", "20", "30", "50", "100", "200", "300", "500"])
+]
 
 LOGGING = {
     "version": 1,

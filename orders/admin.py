@@ -31,8 +31,20 @@ class BatchAdmin(admin.ModelAdmin):
     list_filter = ["status", "source", "created_at"]
     search_fields = ["id", "owner__username", "idempotency_key"]
     readonly_fields = [
-        "id", "owner", "status", "source", "row_count", "accepted_rows", "idempotency_key", "retry_of",
-        "dispatch_count", "dispatched_at", "inconsistency", "created_at", "placed_at", "progress",
+        "id",
+        "owner",
+        "status",
+        "source",
+        "row_count",
+        "accepted_rows",
+        "idempotency_key",
+        "retry_of",
+        "dispatch_count",
+        "dispatched_at",
+        "inconsistency",
+        "created_at",
+        "placed_at",
+        "progress",
     ]
     exclude = ["request_fingerprint"]
     inlines = [BatchStatusChangeInline]

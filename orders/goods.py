@@ -1,7 +1,6 @@
 """Plain goods: the order type that `orders` ships itself, and the base of every product-backed type."""
 
 from django.db.models import F
-
 from django.utils.translation import gettext_lazy as _
 
 from orders import messages
@@ -64,9 +63,8 @@ class ProductOrderType(OrderType):
         else:
             # One conditional UPDATE both checks and takes the stock, so two batches racing for the
             # last unit cannot both get it.
-            reserved = (
-                Product.objects.filter(pk=product.pk, active=True, stock__gte=quantity)
-                .update(stock=F("stock") - quantity)
+            reserved = Product.objects.filter(pk=product.pk, active=True, stock__gte=quantity).update(
+                stock=F("stock") - quantity
             )
             if not reserved:
                 if not Product.objects.filter(pk=product.pk, active=True).exists():

@@ -93,7 +93,9 @@ class Batch(models.Model):
                 condition=Q(idempotency_key__isnull=False),
                 name="batch_unique_owner_idempotency_key",
             ),
-            models.CheckConstraint(condition=Q(accepted_rows__lte=models.F("row_count")), name="batch_accepted_le_rows"),
+            models.CheckConstraint(
+                condition=Q(accepted_rows__lte=models.F("row_count")), name="batch_accepted_le_rows"
+            ),
             models.CheckConstraint(condition=Q(accepted_rows__gte=1), name="batch_accepts_a_row"),
         ]
         indexes = [models.Index(fields=["status", "updated_at"], name="batch_status_updated")]
@@ -173,7 +175,9 @@ class BatchRow(models.Model):
     @property
     def failure_text(self) -> str:
         """Why the row failed, in the reader's language when the reason is a known one."""
-        translated = messages.failure_text(self.failure_code, sku=self.data.get("sku", ""), reference=self.reference or "")
+        translated = messages.failure_text(
+            self.failure_code, sku=self.data.get("sku", ""), reference=self.reference or ""
+        )
         return translated or self.failure_message
 
 

@@ -38,7 +38,7 @@ class SubmissionContext:
     """Lookups shared by every row of one submission, loaded once instead of once per row."""
 
     owner: object
-    products: dict[str, "Product"] = field(default_factory=dict)
+    products: dict[str, Product] = field(default_factory=dict)
     # Anything a type wants to cache for the duration of one submission.
     cache: dict = field(default_factory=dict)
 
@@ -55,11 +55,11 @@ class OrderType:
         """Product SKUs a raw row refers to, so the submission can load them all in one query."""
         return ()
 
-    def clean_row(self, row: "RowCleaner", context: SubmissionContext) -> None:
+    def clean_row(self, row: RowCleaner, context: SubmissionContext) -> None:
         """Validate and normalise one submitted row into row.data, recording problems with row.error()."""
         raise NotImplementedError
 
-    def quote(self, data: dict, context: SubmissionContext) -> "Quote":
+    def quote(self, data: dict, context: SubmissionContext) -> Quote:
         """The price of a valid row as it would be placed now, and a short note for people."""
         raise NotImplementedError
 
@@ -67,14 +67,14 @@ class OrderType:
         """Advice about the accepted rows of this type taken together (e.g. the same account twice)."""
         return []
 
-    def place(self, *, batch: "Batch", row: "BatchRow") -> "Order":
+    def place(self, *, batch: Batch, row: BatchRow) -> Order:
         """Create the order for one accepted row inside the caller's transaction, or raise PlacementRefused."""
         raise NotImplementedError
 
-    def after_payment(self, orders: list["Order"]) -> None:
+    def after_payment(self, orders: list[Order]) -> None:
         """Called once the merged payment covering these orders succeeded (they are already `paid`)."""
 
-    def release(self, order: "Order") -> None:
+    def release(self, order: Order) -> None:
         """Give back what placing reserved, when an unpaid order is cancelled or expires."""
 
 

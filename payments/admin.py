@@ -31,7 +31,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
-    list_display = ["reference", "owner", "status", "amount", "refunded_amount", "currency", "needs_attention", "created_at"]
+    list_display = [
+        "reference",
+        "owner",
+        "status",
+        "amount",
+        "refunded_amount",
+        "currency",
+        "needs_attention",
+        "created_at",
+    ]
     list_filter = ["status", "needs_attention", "provider", "created_at"]
     search_fields = ["reference", "owner__username", "batch__id"]
     inlines = [PaymentAllocationInline, RefundInline]
@@ -52,4 +61,3 @@ class GatewayEventAdmin(ReadOnlyAdmin):
     list_filter = [("needs_attention", admin.BooleanFieldListFilter), "type", "provider"]
     search_fields = ["event_id", "payment__reference"]
     list_select_related = ["payment"]
-

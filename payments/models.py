@@ -121,9 +121,7 @@ class Refund(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
             # One live refund per order: a second request for the same order is refused by the database too.
-            models.UniqueConstraint(
-                fields=["order"], condition=~Q(status="failed"), name="refund_one_live_per_order"
-            ),
+            models.UniqueConstraint(fields=["order"], condition=~Q(status="failed"), name="refund_one_live_per_order"),
         ]
 
     def __str__(self):

@@ -94,7 +94,9 @@ class SandboxProvider(PaymentProvider):
         state = sandbox.charge_status(merchant_reference=payment.reference)
         if state is None:
             return GatewayState.UNKNOWN
-        return {"paid": GatewayState.PAID, "open": GatewayState.OPEN, "declined": GatewayState.DECLINED}[state["status"]]
+        return {"paid": GatewayState.PAID, "open": GatewayState.OPEN, "declined": GatewayState.DECLINED}[
+            state["status"]
+        ]
 
     def parse_notification(self, headers, body: bytes) -> Notification:
         try:
@@ -112,8 +114,13 @@ def _notification_from(payload, event_types) -> Notification:
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
         raise InvalidNotification("the body must be an object with id, type and data")
     data = payload["data"]
-    fields = {"id": payload.get("id"), "type": payload.get("type"), "data.reference": data.get("reference"),
-              "data.amount": data.get("amount"), "data.currency": data.get("currency")}
+    fields = {
+        "id": payload.get("id"),
+        "type": payload.get("type"),
+        "data.reference": data.get("reference"),
+        "data.amount": data.get("amount"),
+        "data.currency": data.get("currency"),
+    }
     for name, value in fields.items():
         if not isinstance(value, str) or not value:
             raise InvalidNotification(f"{name} must be a non-empty string")
@@ -129,8 +136,13 @@ def _notification_from(payload, event_types) -> Notification:
     if payload["type"] == "refund.succeeded" and (not isinstance(refund_reference, str) or not refund_reference):
         raise InvalidNotification("data.refund_reference must name the refund")
     return Notification(
-        event_id=payload["id"][:100], type=payload["type"], reference=data["reference"], amount=amount,
-        currency=data["currency"], refund_reference=refund_reference or "", payload=payload,
+        event_id=payload["id"][:100],
+        type=payload["type"],
+        reference=data["reference"],
+        amount=amount,
+        currency=data["currency"],
+        refund_reference=refund_reference or "",
+        payload=payload,
     )
 
 

@@ -94,8 +94,13 @@ def notification_apply(*, provider_name: str, notification: Notification) -> str
         try:
             with transaction.atomic():
                 GatewayEvent.objects.create(
-                    provider=provider_name, event_id=notification.event_id, type=notification.type,
-                    payment=payment, payload=notification.payload or {}, outcome=outcome, needs_attention=attention,
+                    provider=provider_name,
+                    event_id=notification.event_id,
+                    type=notification.type,
+                    payment=payment,
+                    payload=notification.payload or {},
+                    outcome=outcome,
+                    needs_attention=attention,
                 )
         except IntegrityError:
             # The same event applied concurrently by another request: undo ours, theirs stands.

@@ -9,7 +9,9 @@ from django.utils.translation import gettext_lazy as _
 class CarrierDiscount(models.Model):
     """The price of a mobile top-up is its face value times its carrier's discount; staff edit these."""
 
-    carrier = models.CharField(_("carrier"), max_length=64, unique=True, help_text=_("As phonenumbers names it, e.g. China Mobile."))
+    carrier = models.CharField(
+        _("carrier"), max_length=64, unique=True, help_text=_("As phonenumbers names it, e.g. China Mobile.")
+    )
     discount = models.DecimalField(_("discount"), max_digits=4, decimal_places=3, default=Decimal("1.000"))
 
     class Meta:
@@ -17,7 +19,9 @@ class CarrierDiscount(models.Model):
         verbose_name_plural = _("carrier discounts")
         ordering = ["carrier"]
         constraints = [
-            models.CheckConstraint(condition=Q(discount__gt=0) & Q(discount__lte=1), name="carrierdiscount_between_0_and_1"),
+            models.CheckConstraint(
+                condition=Q(discount__gt=0) & Q(discount__lte=1), name="carrierdiscount_between_0_and_1"
+            ),
         ]
 
     def __str__(self):

@@ -26,8 +26,11 @@ class MobileNumber:
 
     def as_details(self) -> dict:
         return {
-            "phone": self.national, "carrier": self.carrier, "carrier_zh": self.carrier_zh,
-            "region": self.region, "region_en": self.region_en,
+            "phone": self.national,
+            "carrier": self.carrier,
+            "carrier_zh": self.carrier_zh,
+            "region": self.region,
+            "region_en": self.region_en,
         }
 
 

@@ -72,8 +72,10 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
             return None
         offered = settings.RECHARGE_FACE_VALUES
         if value not in offered:
-            row.error("face_value", str(messages.FACE_VALUE_NOT_OFFERED).format(
-                value=raw, values=", ".join(str(v) for v in offered)))
+            row.error(
+                "face_value",
+                str(messages.FACE_VALUE_NOT_OFFERED).format(value=raw, values=", ".join(str(v) for v in offered)),
+            )
             return None
         return offered[offered.index(value)]  # "50.00" and 50 are both stored as the offered "50"
 
@@ -96,8 +98,14 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
         face_value = Decimal(row.data["face_value"])
         price = face_value_price(face_value, number.carrier, carrier_discounts())
         return Order.objects.create(
-            owner_id=batch.owner_id, batch=batch, row_index=row.row_index, kind=self.kind, quantity=1,
-            unit_price=price, amount=price, reference=row.reference,
+            owner_id=batch.owner_id,
+            batch=batch,
+            row_index=row.row_index,
+            kind=self.kind,
+            quantity=1,
+            unit_price=price,
+            amount=price,
+            reference=row.reference,
             details={**number.as_details(), "face_value": row.data["face_value"]},
         )
 
@@ -118,8 +126,12 @@ class GameCurrencyType(RechargeFulfilment, ProductOrderType):
         row.data["account"] = account
 
     def warnings(self, rows):
-        return _duplicates(rows, key=lambda data: f"{data['sku']}/{data['account']}", field="account",
-                           shown=lambda data: data["account"])
+        return _duplicates(
+            rows,
+            key=lambda data: f"{data['sku']}/{data['account']}",
+            field="account",
+            shown=lambda data: data["account"],
+        )
 
     def order_details(self, row, product: Product) -> dict:
         return {**super().order_details(row, product), "account": row.data["account"]}
@@ -132,10 +144,13 @@ def _duplicates(rows, *, key, field, shown=None) -> list[dict]:
     for index, data in rows:
         value = key(data)
         if value in first_row:
-            warnings.append({
-                "index": index, "field": field,
-                "message": str(messages.DUPLICATE_ACCOUNT).format(account=shown(data), other=first_row[value] + 1),
-            })
+            warnings.append(
+                {
+                    "index": index,
+                    "field": field,
+                    "message": str(messages.DUPLICATE_ACCOUNT).format(account=shown(data), other=first_row[value] + 1),
+                }
+            )
         else:
             first_row[value] = index
     return warnings

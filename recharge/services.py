@@ -57,7 +57,10 @@ def fulfilment_attempt(*, order_id: int) -> NextStep:
             return FINISHED
         if fulfilment.status == Fulfilment.Status.UNKNOWN:
             return NextStep(QUERY)  # the last top-up may have gone through: find out before trying again
-        if fulfilment.status == Fulfilment.Status.IN_PROGRESS and timezone.now() - fulfilment.updated_at < STALE_ATTEMPT:
+        if (
+            fulfilment.status == Fulfilment.Status.IN_PROGRESS
+            and timezone.now() - fulfilment.updated_at < STALE_ATTEMPT
+        ):
             return FINISHED  # a redelivered task while the first is still talking to the upstream
         fulfilment.status = Fulfilment.Status.IN_PROGRESS
         fulfilment.attempts += 1
@@ -95,13 +98,19 @@ def _settle(order_id: int, expected_status: str, call: str, result: TopUpResult)
     with transaction.atomic():
         fulfilment = Fulfilment.objects.select_for_update().select_related("order").get(order_id=order_id)
         UpstreamAttempt.objects.create(
-            fulfilment=fulfilment, call=call, outcome=result.outcome, reference=result.reference, message=result.message[:255]
+            fulfilment=fulfilment,
+            call=call,
+            outcome=result.outcome,
+            reference=result.reference,
+            message=result.message[:255],
         )
         if fulfilment.status != expected_status:
             return FINISHED  # settled meanwhile by a redelivered task
         if result.outcome == Outcome.SUCCESS:
             fulfilment.status, fulfilment.upstream_reference, fulfilment.last_error = (
-                Fulfilment.Status.SUCCEEDED, result.reference, ""
+                Fulfilment.Status.SUCCEEDED,
+                result.reference,
+                "",
             )
             fulfilment.save(update_fields=["status", "upstream_reference", "last_error", "updated_at"])
             order = Order.objects.select_for_update().get(pk=order_id)

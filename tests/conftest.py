@@ -98,10 +98,24 @@ class WorkerProcess:
             "RECHARGE_QUERY_DELAY_SECONDS": "0.3",
         }
         command = [
-            sys.executable, "-m", "celery", "-A", "config", "worker",
-            "--queues", ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES),
-            "--concurrency", "2", "--pool", "prefork", "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle", "--hostname", self.hostname,
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--queues",
+            ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES),
+            "--concurrency",
+            "2",
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            self.hostname,
         ]
         with open(self.log_path, "a") as log:
             # A session of its own, so that kill() takes the pool children down with the main process.

@@ -24,7 +24,10 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path):
 
     completed = subprocess.run(
         [sys.executable, "-m", "bench", "--rows", "20", "--repeat", "1", "--json", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=540,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
     )
 
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -32,7 +35,7 @@ def test_the_benchmark_runs_and_reports_every_figure(tmp_path):
     figures = document["sizes"]["20"]["figures"]
     for key in FIGURE_KEYS:
         value = figures[key]["median"]
-        assert (value >= 0 if key in MAY_BE_ZERO else value > 0), f"{key} is {value}"
+        assert value >= 0 if key in MAY_BE_ZERO else value > 0, f"{key} is {value}"
         assert figures[key]["min"] <= figures[key]["median"] <= figures[key]["max"]
     assert document["placing_sql"]["sql_statements_per_row"] > document["placing_sql"]["data_statements_per_row"] > 0
     assert document["worker_idle_rss_mb"] > 0

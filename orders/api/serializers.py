@@ -35,8 +35,21 @@ class OrderSerializer(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = [
-            "id", "number", "batch", "row_index", "kind", "status", "sku", "quantity", "unit_price",
-            "amount", "currency", "reference", "details", "created_at", "updated_at",
+            "id",
+            "number",
+            "batch",
+            "row_index",
+            "kind",
+            "status",
+            "sku",
+            "quantity",
+            "unit_price",
+            "amount",
+            "currency",
+            "reference",
+            "details",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -85,8 +98,18 @@ class BatchSummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = Batch
         fields = [
-            "id", "url", "status", "source", "row_count", "accepted_rows", "placed", "failed", "pending",
-            "retry_of", "created_at", "updated_at",
+            "id",
+            "url",
+            "status",
+            "source",
+            "row_count",
+            "accepted_rows",
+            "placed",
+            "failed",
+            "pending",
+            "retry_of",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -99,7 +122,13 @@ class BatchDetailSerializer(BatchSummarySerializer):
     inconsistency = serializers.CharField(read_only=True)
 
     class Meta(BatchSummarySerializer.Meta):
-        fields = BatchSummarySerializer.Meta.fields + ["orders", "failures", "rejected_rows", "payment", "inconsistency"]
+        fields = BatchSummarySerializer.Meta.fields + [
+            "orders",
+            "failures",
+            "rejected_rows",
+            "payment",
+            "inconsistency",
+        ]
         read_only_fields = fields
 
     def get_orders(self, batch) -> list[dict]:

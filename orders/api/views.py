@@ -92,7 +92,9 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Order.objects.none()
-        return Order.objects.filter(owner=self.request.user).select_related("product").order_by("-created_at", "row_index")
+        return (
+            Order.objects.filter(owner=self.request.user).select_related("product").order_by("-created_at", "row_index")
+        )
 
 
 class ProductViewSet(viewsets.ReadOnlyModelViewSet):

@@ -71,7 +71,9 @@ def batch_mark_dispatched(*, batch_id) -> list[int] | None:
         batch.dispatched_at = timezone.now()
         batch.save(update_fields=["dispatch_count", "dispatched_at", "updated_at"])
         return list(
-            batch.rows.exclude(outcome=BatchRow.Outcome.REJECTED).order_by("row_index").values_list("row_index", flat=True)
+            batch.rows.exclude(outcome=BatchRow.Outcome.REJECTED)
+            .order_by("row_index")
+            .values_list("row_index", flat=True)
         )
 
 
@@ -90,7 +92,9 @@ def batch_recover(*, batch_id) -> bool:
     if unsettled.exists():
         if batch.dispatch_count < settings.BATCH_MAX_DISPATCHES:
             return False
-        logger.error("batch %s: giving up on %d rows after %d dispatches", batch.pk, unsettled.count(), batch.dispatch_count)
+        logger.error(
+            "batch %s: giving up on %d rows after %d dispatches", batch.pk, unsettled.count(), batch.dispatch_count
+        )
         unsettled.update(
             outcome=BatchRow.Outcome.FAILED,
             failure_code="placing_error",

@@ -23,9 +23,11 @@ def _batch_context(request, batch: Batch) -> dict:
     settled = progress["placed"] + progress["failed"]
     orders = list(batch.orders.select_related("product", "fulfilment").order_by("row_index"))
     payment = getattr(batch, "payment", None)
-    live = batch.status == Batch.Status.PLACING or (
-        batch.status == Batch.Status.AWAITING_PAYMENT and request.GET.get("returned")
-    ) or any(order.status in LIVE_ORDER_STATUSES and order.kind != "goods" for order in orders)
+    live = (
+        batch.status == Batch.Status.PLACING
+        or (batch.status == Batch.Status.AWAITING_PAYMENT and request.GET.get("returned"))
+        or any(order.status in LIVE_ORDER_STATUSES and order.kind != "goods" for order in orders)
+    )
     return {
         "batch": batch,
         "progress": progress,

@@ -53,7 +53,10 @@ def _svg(text: str) -> SafeString:
     noise = format_html_join(
         "",
         '<line x1="{}" y1="{}" x2="{}" y2="{}"/>',
-        ((secrets.randbelow(160), secrets.randbelow(40), secrets.randbelow(160), secrets.randbelow(40)) for _ in range(4)),
+        (
+            (secrets.randbelow(160), secrets.randbelow(40), secrets.randbelow(160), secrets.randbelow(40))
+            for _ in range(4)
+        ),
     )
     return format_html(
         '<svg class="captcha" role="img" aria-label="captcha" viewBox="0 0 170 40" width="170" height="40">'

@@ -76,7 +76,9 @@ def _evaluate(request, formset) -> CheckoutState:
     return state
 
 
-def _page(request, state: CheckoutState, *, captcha_error: str = "", form_error: str = "", import_form=None, status=200):
+def _page(
+    request, state: CheckoutState, *, captcha_error: str = "", form_error: str = "", import_form=None, status=200
+):
     context = {
         "formset": state.formset,
         "state": state,
@@ -134,11 +136,15 @@ def _submit(request, formset):
             idempotency_key=f"web:{submission_key}" if submission_key else None,
         )
     except services.SubmissionRejected:
-        return _page(request, state, form_error=_("These rows cannot be placed; correct them and try again."), status=400)
+        return _page(
+            request, state, form_error=_("These rows cannot be placed; correct them and try again."), status=400
+        )
     except services.IdempotencyConflict:
         # This page was submitted before (the back button) and has been changed since.
         return _page(
-            request, state, status=409,
+            request,
+            state,
+            status=409,
             form_error=_("This order form was already placed; start a new order from the menu."),
         )
     captcha.forget(request.session)

@@ -27,10 +27,18 @@ def face_value_choices():
 class RowForm(forms.Form):
     kind = forms.ChoiceField(label=_("Kind"), choices=kind_choices, initial="goods")
     sku = forms.CharField(label=_("Product SKU"), required=False, max_length=64)
-    quantity = forms.CharField(label=_("Quantity"), required=False, max_length=6,
-                               widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 4}))
-    phone = forms.CharField(label=_("Phone number"), required=False, max_length=32,
-                            widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}))
+    quantity = forms.CharField(
+        label=_("Quantity"),
+        required=False,
+        max_length=6,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 4}),
+    )
+    phone = forms.CharField(
+        label=_("Phone number"),
+        required=False,
+        max_length=32,
+        widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
+    )
     face_value = forms.ChoiceField(label=_("Face value"), required=False, choices=face_value_choices)
     account = forms.CharField(label=_("Game account"), required=False, max_length=64)
     reference = forms.CharField(label=_("Your reference"), required=False, max_length=64)
@@ -68,7 +76,9 @@ class RowForm(forms.Form):
     def values(self) -> dict[str, str]:
         """What to show in each input. Rendered by hand: a 500-row formset through widgets is too slow."""
         if not self.is_bound:
-            return {name: self.initial.get(name, "") for name in ROW_FIELDS} | {"kind": self.initial.get("kind", "goods")}
+            return {name: self.initial.get(name, "") for name in ROW_FIELDS} | {
+                "kind": self.initial.get("kind", "goods")
+            }
         return {name: self.data.get(self.add_prefix(name), "") for name in ROW_FIELDS}
 
     @property
@@ -85,8 +95,13 @@ RowFormSet = formset_factory(RowForm, extra=0, max_num=settings.BATCH_MAX_ROWS, 
 
 
 class ImportForm(forms.Form):
-    text = forms.CharField(label=_("Paste rows"), required=False, widget=forms.Textarea(attrs={"rows": 5}),
-                           help_text=_("One per line: phone[,face value] or SKU,quantity or SKU,account,quantity."))
+    text = forms.CharField(
+        label=_("Paste rows"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text=_("One per line: phone[,face value] or SKU,quantity or SKU,account,quantity."),
+    )
     file = forms.FileField(label=_("or upload a CSV file"), required=False)
-    default_face_value = forms.ChoiceField(label=_("Face value for numbers without one"), required=False,
-                                           choices=face_value_choices, initial="50")
+    default_face_value = forms.ChoiceField(
+        label=_("Face value for numbers without one"), required=False, choices=face_value_choices, initial="50"
+    )

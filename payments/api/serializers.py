@@ -27,8 +27,18 @@ class PaymentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Payment
         fields = [
-            "id", "batch", "status", "amount", "refunded_amount", "currency", "orders", "refunds", "pay_url",
-            "expires_at", "paid_at", "created_at",
+            "id",
+            "batch",
+            "status",
+            "amount",
+            "refunded_amount",
+            "currency",
+            "orders",
+            "refunds",
+            "pay_url",
+            "expires_at",
+            "paid_at",
+            "created_at",
         ]
         read_only_fields = fields
 

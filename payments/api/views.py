@@ -30,7 +30,8 @@ class PaymentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         order = Order.objects.filter(pk=order_id, allocation__payment=payment).first()
         if order is None:
             return Response(
-                {"order": [str(messages.ORDER_NOT_IN_PAYMENT).format(order=order_id)]}, status=status.HTTP_400_BAD_REQUEST
+                {"order": [str(messages.ORDER_NOT_IN_PAYMENT).format(order=order_id)]},
+                status=status.HTTP_400_BAD_REQUEST,
             )
         try:
             refund = services.payment_refund_order(order=order, reason=refund_request.validated_data["reason"])

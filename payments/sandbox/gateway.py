@@ -17,14 +17,24 @@ class GatewayRefused(Exception):
 
 
 def charge_create(
-    *, merchant_reference: str, amount: Decimal, currency: str, description: str, items: list[dict],
-    notify_url: str, return_url: str = "",
+    *,
+    merchant_reference: str,
+    amount: Decimal,
+    currency: str,
+    description: str,
+    items: list[dict],
+    notify_url: str,
+    return_url: str = "",
 ) -> SandboxCharge:
     charge, _ = SandboxCharge.objects.get_or_create(
         merchant_reference=merchant_reference,
         defaults={
-            "amount": amount, "currency": currency, "description": description[:255], "items": items,
-            "notify_url": notify_url, "return_url": return_url,
+            "amount": amount,
+            "currency": currency,
+            "description": description[:255],
+            "items": items,
+            "notify_url": notify_url,
+            "return_url": return_url,
         },
     )
     return charge

@@ -17,11 +17,19 @@ class LookupThrottle(UserRateThrottle):
 
 @extend_schema(
     parameters=[OpenApiParameter("phone", str, required=True, description="A mainland China mobile number")],
-    responses={200: inline_serializer("PhoneLookup", {
-        "phone": serializers.CharField(), "carrier": serializers.CharField(), "carrier_zh": serializers.CharField(),
-        "region": serializers.CharField(), "region_en": serializers.CharField(),
-        "face_values": serializers.ListField(child=serializers.DictField()),
-    })},
+    responses={
+        200: inline_serializer(
+            "PhoneLookup",
+            {
+                "phone": serializers.CharField(),
+                "carrier": serializers.CharField(),
+                "carrier_zh": serializers.CharField(),
+                "region": serializers.CharField(),
+                "region_en": serializers.CharField(),
+                "face_values": serializers.ListField(child=serializers.DictField()),
+            },
+        )
+    },
 )
 @api_view(["GET"])
 @throttle_classes([LookupThrottle])
@@ -37,10 +45,12 @@ def phone_lookup(request):
     except InvalidNumber as invalid:
         return Response({"phone": [str(invalid)]}, status=400)
     discounts = carrier_discounts()
-    return Response({
-        **number.as_details(),
-        "face_values": [
-            {"face_value": str(value), "price": str(face_value_price(value, number.carrier, discounts))}
-            for value in settings.RECHARGE_FACE_VALUES
-        ],
-    })
+    return Response(
+        {
+            **number.as_details(),
+            "face_values": [
+                {"face_value": str(value), "price": str(face_value_price(value, number.carrier, discounts))}
+                for value in settings.RECHARGE_FACE_VALUES
+            ],
+        }
+    )

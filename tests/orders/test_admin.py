@@ -26,8 +26,8 @@ def test_admin_lists_and_shows_each_model(staff_client, user, page):
 
 
 def test_admin_payment_pages(staff_client, user):
-    from orders.services import batch_finalize
     from orders.selectors import batch_results_from_database
+    from orders.services import batch_finalize
 
     ProductFactory(sku="A")
     batch = services.batch_submit(owner=user, rows=[{"kind": "goods", "sku": "A"}]).batch

@@ -43,7 +43,11 @@ def test_malformed_json_is_400_with_a_parse_message(api_client):
         ({"rows": "TSHIRT-M"}, "rows", str(messages.ROWS_NOT_LIST)),
         ({"rows": {"kind": "goods"}}, "rows", str(messages.ROWS_NOT_LIST)),
         ({"rows": []}, "rows", str(messages.NO_ROWS)),
-        ({"rows": [{"kind": "goods", "sku": "TSHIRT-M"}], "skip_invalid": "perhaps"}, "skip_invalid", "Must be a valid boolean."),
+        (
+            {"rows": [{"kind": "goods", "sku": "TSHIRT-M"}], "skip_invalid": "perhaps"},
+            "skip_invalid",
+            "Must be a valid boolean.",
+        ),
     ],
 )
 def test_a_malformed_envelope_is_400_naming_the_field(api_client, body, field, message):
@@ -105,7 +109,9 @@ def test_every_row_invalid_is_400_even_with_skip_invalid(api_client):
 
 
 def test_skip_invalid_records_the_rejected_rows_with_their_errors(api_client):
-    response = post_rows(api_client, [{"kind": "goods", "sku": "TSHIRT-M"}, {"kind": "goods", "sku": "NOPE"}], skip_invalid=True)
+    response = post_rows(
+        api_client, [{"kind": "goods", "sku": "TSHIRT-M"}, {"kind": "goods", "sku": "NOPE"}], skip_invalid=True
+    )
 
     assert response.status_code == 202
     assert response.json()["rejected_rows"] == [{"index": 1, "errors": {"sku": ["No product has the SKU NOPE."]}}]

@@ -61,8 +61,10 @@ def test_skip_invalid_places_the_45_valid_rows_and_pays_once_for_their_sum(worke
     assert sorted(orders.values_list("row_index", flat=True)) == [i for i in range(50) if i not in (3, 11, 20, 33, 49)]
     payment = Payment.objects.get()
     assert payment.batch == batch
-    assert payment.amount == sum(order.amount for order in orders) == Decimal("3.20") * sum(
-        (i % 3) + 1 for i in range(50) if i not in (3, 11, 20, 33, 49)
+    assert (
+        payment.amount
+        == sum(order.amount for order in orders)
+        == Decimal("3.20") * sum((i % 3) + 1 for i in range(50) if i not in (3, 11, 20, 33, 49))
     )
     assert payment.allocations.count() == 45
 

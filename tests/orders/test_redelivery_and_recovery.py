@@ -113,7 +113,9 @@ def test_recovery_finishes_a_batch_whose_dispatch_died_half_way(
     assert broken.dispatch_count == 1
 
 
-def test_recovery_finishes_a_batch_whose_chord_was_lost(worker, book, record_without_dispatch, wait_for_batch, wait_until):
+def test_recovery_finishes_a_batch_whose_chord_was_lost(
+    worker, book, record_without_dispatch, wait_for_batch, wait_until
+):
     # given: every row placed, but no callback will ever come (results purged, chord gone)
     batch = record_without_dispatch()
     for row_index in range(len(ROWS)):

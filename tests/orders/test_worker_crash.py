@@ -25,7 +25,9 @@ def set_consuming(worker: WorkerProcess, consuming: bool):
             celery_app.control.cancel_consumer(queue.name, destination=[worker.hostname], reply=True)
 
 
-def test_a_worker_killed_mid_batch_loses_no_row_and_places_none_twice(worker, user, redis_url, wait_until, wait_for_batch):
+def test_a_worker_killed_mid_batch_loses_no_row_and_places_none_twice(
+    worker, user, redis_url, wait_until, wait_for_batch
+):
     ProductFactory(sku="SOCK", unit_price=Decimal("2.00"), stock=ROW_COUNT)
     set_consuming(worker, False)  # the shared worker steps aside: the doomed one gets the batch
     doomed = WorkerProcess(redis_url, "doomed-worker").wait_ready()

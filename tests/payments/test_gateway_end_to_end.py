@@ -49,7 +49,9 @@ def test_a_20_order_batch_is_one_payment_paid_through_the_gateway_page(
     payment = Payment.objects.get(batch=batch)
     orders = Order.objects.filter(batch=batch)
     assert orders.count() == 20
-    assert payment.amount == sum(order.amount for order in orders) == Decimal("4.35") * sum(q % 4 + 1 for q in range(20))
+    assert (
+        payment.amount == sum(order.amount for order in orders) == Decimal("4.35") * sum(q % 4 + 1 for q in range(20))
+    )
 
     page = client.get(urlsplit(payment.pay_url).path)
     assert f"{payment.amount} CNY".encode() in page.content
@@ -72,7 +74,9 @@ def test_a_20_order_batch_is_one_payment_paid_through_the_gateway_page(
     assert GatewayEvent.objects.filter(payment=payment).count() == 1
 
 
-def test_a_notification_the_site_could_not_take_is_delivered_by_a_retry(site, api_client, client, wait_for_batch, wait_until):
+def test_a_notification_the_site_could_not_take_is_delivered_by_a_retry(
+    site, api_client, client, wait_for_batch, wait_until
+):
     ProductFactory(sku="CARD", unit_price=Decimal("4.35"))
     batch = place_via_api(api_client, wait_for_batch, [{"kind": "goods", "sku": "CARD"}])
     payment = Payment.objects.get(batch=batch)

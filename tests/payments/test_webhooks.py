@@ -97,18 +97,35 @@ def test_an_unknown_reference_is_404(batch, post_webhook):
         (b"{not json", "the body is not JSON"),
         (b"\xff\xfe", "the body is not JSON"),
         (json.dumps([1, 2]).encode(), "the body must be an object with id, type and data"),
-        (json.dumps({"id": "e1", "type": "payment.succeeded"}).encode(), "the body must be an object with id, type and data"),
+        (
+            json.dumps({"id": "e1", "type": "payment.succeeded"}).encode(),
+            "the body must be an object with id, type and data",
+        ),
         ({"type": "payment.succeeded", "data": {}}, "id must be a non-empty string"),
-        ({"id": "e1", "type": "payment.refunded", "data": {"reference": "r", "amount": "1", "currency": "CNY"}},
-         "unknown event type 'payment.refunded'"),
-        ({"id": "e1", "type": "payment.succeeded", "data": {"reference": "r", "amount": 60, "currency": "CNY"}},
-         "data.amount must be a non-empty string"),
-        ({"id": "e1", "type": "payment.succeeded", "data": {"reference": "r", "amount": "sixty", "currency": "CNY"}},
-         "data.amount is not a decimal"),
-        ({"id": "e1", "type": "payment.succeeded", "data": {"reference": "r", "amount": "-60.00", "currency": "CNY"}},
-         "data.amount must be a positive amount with at most two decimals"),
-        ({"id": "e1", "type": "payment.succeeded", "data": {"reference": "r", "amount": "NaN", "currency": "CNY"}},
-         "data.amount must be a positive amount with at most two decimals"),
+        (
+            {"id": "e1", "type": "payment.refunded", "data": {"reference": "r", "amount": "1", "currency": "CNY"}},
+            "unknown event type 'payment.refunded'",
+        ),
+        (
+            {"id": "e1", "type": "payment.succeeded", "data": {"reference": "r", "amount": 60, "currency": "CNY"}},
+            "data.amount must be a non-empty string",
+        ),
+        (
+            {"id": "e1", "type": "payment.succeeded", "data": {"reference": "r", "amount": "sixty", "currency": "CNY"}},
+            "data.amount is not a decimal",
+        ),
+        (
+            {
+                "id": "e1",
+                "type": "payment.succeeded",
+                "data": {"reference": "r", "amount": "-60.00", "currency": "CNY"},
+            },
+            "data.amount must be a positive amount with at most two decimals",
+        ),
+        (
+            {"id": "e1", "type": "payment.succeeded", "data": {"reference": "r", "amount": "NaN", "currency": "CNY"}},
+            "data.amount must be a positive amount with at most two decimals",
+        ),
     ],
 )
 def test_a_malformed_body_is_400_naming_the_problem(batch, post_webhook, body, message):

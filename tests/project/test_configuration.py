@@ -20,7 +20,8 @@ PRODUCTION_ENV = {
 
 def manage(*args, **env) -> subprocess.CompletedProcess:
     clean = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith(("DATABASE_", "REDIS_", "CELERY_", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"))
     }
     return subprocess.run(

@@ -48,7 +48,10 @@ def test_a_mixed_batch_is_paid_once_fulfilled_and_failed_top_ups_refunded(
     mobile = MOBILE_OK + ALWAYS_FAILS + [FAILS_ONCE]
     rows = (
         [{"kind": "mobile", "phone": phone, "face_value": "50"} for phone in mobile]
-        + [{"kind": "game", "sku": "GAME-GOLD-60", "account": f"user-12345{i + 1}", "quantity": i + 1} for i in range(3)]
+        + [
+            {"kind": "game", "sku": "GAME-GOLD-60", "account": f"user-12345{i + 1}", "quantity": i + 1}
+            for i in range(3)
+        ]
         + [{"kind": "goods", "sku": "TSHIRT-M"}, {"kind": "goods", "sku": "TSHIRT-M", "quantity": 2}]
     )
     assert len(mobile) == 10 and len(rows) == 15
@@ -63,8 +66,10 @@ def test_a_mixed_batch_is_paid_once_fulfilled_and_failed_top_ups_refunded(
 
     orders = list(Order.objects.filter(batch=batch))
     failed = [order for order in orders if order.details.get("phone") in ALWAYS_FAILS]
-    statuses = {order.details.get("phone") or order.details.get("account") or order.product.sku: order.status
-                for order in orders}
+    statuses = {
+        order.details.get("phone") or order.details.get("account") or order.product.sku: order.status
+        for order in orders
+    }
     successful = [order for order in orders if order.status in (Order.Status.FULFILLED, Order.Status.PAID)]
     assert len(successful) == 13
     assert {statuses[phone] for phone in ALWAYS_FAILS} == {Order.Status.REFUNDED}
@@ -126,9 +131,16 @@ def paid_top_up(user, phone="13800138000"):
     services.order_place(batch_id=batch.pk, row_index=0)
     services.batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
     payment = Payment.objects.get(batch=batch)
-    notification_apply(provider_name="sandbox", notification=Notification(
-        event_id="evt-1", type="payment.succeeded", reference=payment.reference, amount=payment.amount, currency="CNY"
-    ))
+    notification_apply(
+        provider_name="sandbox",
+        notification=Notification(
+            event_id="evt-1",
+            type="payment.succeeded",
+            reference=payment.reference,
+            amount=payment.amount,
+            currency="CNY",
+        ),
+    )
     return Order.objects.get(batch=batch)
 
 
@@ -176,4 +188,7 @@ def test_staff_retry_is_refused_for_a_refunded_or_successful_fulfilment(user):
 
     with pytest.raises(services.FulfilmentError) as refused:
         services.fulfilment_retry(order_id=order.pk)
-    assert str(refused.value) == "Only a failed fulfilment that has not been refunded can be retried; this one is succeeded."
+    assert (
+        str(refused.value)
+        == "Only a failed fulfilment that has not been refunded can be retried; this one is succeeded."
+    )

@@ -19,10 +19,17 @@ from recharge.numbers import InvalidNumber, parse_mobile
 def test_carrier_and_region_of_real_prefixes(raw, carrier, carrier_zh, region, region_en):
     number = parse_mobile(raw)
 
-    assert (number.carrier, number.carrier_zh, number.region, number.region_en) == (carrier, carrier_zh, region, region_en)
+    assert (number.carrier, number.carrier_zh, number.region, number.region_en) == (
+        carrier,
+        carrier_zh,
+        region,
+        region_en,
+    )
 
 
-@pytest.mark.parametrize("raw", ["+86 138 0013 8000", "138-0013-8000", " 13800138000 ", "+8613800138000", "0086 13800138000"])
+@pytest.mark.parametrize(
+    "raw", ["+86 138 0013 8000", "138-0013-8000", " 13800138000 ", "+8613800138000", "0086 13800138000"]
+)
 def test_country_code_spaces_and_dashes_are_normalised(raw):
     assert parse_mobile(raw).national == "13800138000"
 

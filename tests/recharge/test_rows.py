@@ -25,22 +25,44 @@ def row_errors(response) -> dict:
 @pytest.mark.parametrize(
     "row, errors",
     [
-        ({"kind": "mobile", "phone": "1380013800", "face_value": "50"},
-         {"phone": ["1380013800 is not a valid mainland China phone number."]}),
-        ({"kind": "mobile", "phone": "010-12345678", "face_value": "50"},
-         {"phone": ["010-12345678 is not a mobile number (a landline cannot be topped up)."]}),
-        ({"kind": "mobile", "phone": "13800138000", "face_value": "40"},
-         {"face_value": ["40 is not an offered face value; choose one of: 10, 20, 30, 50, 100, 200, 300, 500."]}),
-        ({"kind": "mobile", "phone": "13800138000", "face_value": "fifty"}, {"face_value": ["Must be a face value such as 50."]}),
-        ({"kind": "mobile", "phone": "13800138000", "face_value": True}, {"face_value": ["Must be a face value such as 50."]}),
+        (
+            {"kind": "mobile", "phone": "1380013800", "face_value": "50"},
+            {"phone": ["1380013800 is not a valid mainland China phone number."]},
+        ),
+        (
+            {"kind": "mobile", "phone": "010-12345678", "face_value": "50"},
+            {"phone": ["010-12345678 is not a mobile number (a landline cannot be topped up)."]},
+        ),
+        (
+            {"kind": "mobile", "phone": "13800138000", "face_value": "40"},
+            {"face_value": ["40 is not an offered face value; choose one of: 10, 20, 30, 50, 100, 200, 300, 500."]},
+        ),
+        (
+            {"kind": "mobile", "phone": "13800138000", "face_value": "fifty"},
+            {"face_value": ["Must be a face value such as 50."]},
+        ),
+        (
+            {"kind": "mobile", "phone": "13800138000", "face_value": True},
+            {"face_value": ["Must be a face value such as 50."]},
+        ),
         ({"kind": "mobile", "phone": "13800138000"}, {"face_value": ["This field is required."]}),
         ({"kind": "mobile", "face_value": "50"}, {"phone": ["This field is required."]}),
-        ({"kind": "mobile", "phone": "", "face_value": ""},
-         {"phone": ["This field is required."], "face_value": ["This field is required."]}),
-        ({"kind": "game", "sku": "GAME-GOLD-60", "account": "", "quantity": 1}, {"account": ["This field is required."]}),
-        ({"kind": "game", "sku": "GAME-GOLD-60", "account": "bob", "quantity": 1},
-         {"account": ["bob is not a valid account for 60 gold."]}),
-        ({"kind": "game", "sku": "GAME-GOLD-60", "account": "user-123456", "quantity": 0}, {"quantity": ["Must be at least 1."]}),
+        (
+            {"kind": "mobile", "phone": "", "face_value": ""},
+            {"phone": ["This field is required."], "face_value": ["This field is required."]},
+        ),
+        (
+            {"kind": "game", "sku": "GAME-GOLD-60", "account": "", "quantity": 1},
+            {"account": ["This field is required."]},
+        ),
+        (
+            {"kind": "game", "sku": "GAME-GOLD-60", "account": "bob", "quantity": 1},
+            {"account": ["bob is not a valid account for 60 gold."]},
+        ),
+        (
+            {"kind": "game", "sku": "GAME-GOLD-60", "account": "user-123456", "quantity": 0},
+            {"quantity": ["Must be at least 1."]},
+        ),
         ({"kind": "game", "sku": "NOPE", "account": "user-123456"}, {"sku": ["No product has the SKU NOPE."]}),
         ({"kind": "mobile", "phone": "13800138000", "face_value": "50", "sku": "X"}, {"sku": ["Unknown field."]}),
     ],
@@ -97,9 +119,18 @@ def test_placing_prices_a_top_up_at_face_value_times_the_carrier_discount(user):
         services.order_place(batch_id=batch.pk, row_index=row_index)
 
     orders = list(Order.objects.filter(batch=batch).order_by("row_index"))
-    assert [order.amount for order in orders] == [Decimal("99.00"), Decimal("49.25"), Decimal("29.40"), Decimal("18.00")]
+    assert [order.amount for order in orders] == [
+        Decimal("99.00"),
+        Decimal("49.25"),
+        Decimal("29.40"),
+        Decimal("18.00"),
+    ]
     assert orders[0].details == {
-        "phone": "13800138000", "carrier": "China Mobile", "carrier_zh": "中国移动", "region": "北京市",
-        "region_en": "Beijing", "face_value": "100",
+        "phone": "13800138000",
+        "carrier": "China Mobile",
+        "carrier_zh": "中国移动",
+        "region": "北京市",
+        "region_en": "Beijing",
+        "face_value": "100",
     }
     assert orders[3].details["account"] == "user-123456"

@@ -91,7 +91,8 @@ def test_returning_from_the_gateway_waits_for_the_notification(client, shopper, 
 
 def test_sign_up_logs_the_new_shopper_in(client, db):
     response = client.post(
-        "/accounts/signup/", {"username": "newbie", "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"}
+        "/accounts/signup/",
+        {"username": "newbie", "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"},
     )
 
     assert response["Location"] == "/checkout/"
@@ -99,7 +100,9 @@ def test_sign_up_logs_the_new_shopper_in(client, db):
 
 
 def test_sign_up_with_mismatched_passwords_names_the_field(client, db):
-    response = client.post("/accounts/signup/", {"username": "newbie", "password1": "a-long-pass-phrase-9", "password2": "x"})
+    response = client.post(
+        "/accounts/signup/", {"username": "newbie", "password1": "a-long-pass-phrase-9", "password2": "x"}
+    )
 
     assert response.status_code == 400
     assert "The two password fields didn’t match." in response.content.decode()

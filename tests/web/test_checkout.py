@@ -73,8 +73,10 @@ def test_htmx_adds_rows_and_updates_the_row_count_out_of_band(shopper):
 
 
 def test_typing_a_phone_shows_carrier_region_price_and_duplicates(shopper):
-    rows = [{"kind": "mobile", "phone": "13800138000", "face_value": "50"},
-            {"kind": "mobile", "phone": "138 0013 8000", "face_value": "100"}]
+    rows = [
+        {"kind": "mobile", "phone": "13800138000", "face_value": "50"},
+        {"kind": "mobile", "phone": "138 0013 8000", "face_value": "100"},
+    ]
 
     html = shopper.post("/checkout/rows/1/", form_data(rows), HTTP_HX_REQUEST="true").content.decode()
 
@@ -96,7 +98,9 @@ def test_typing_a_bad_value_shows_the_error_on_the_field(shopper):
 def test_pasted_numbers_become_rows(shopper):
     text = "13800138000\n18612345678,100\nTSHIRT-M,2\n"
 
-    page = shopper.post("/checkout/", form_data([{"kind": "goods"}], **{"import": "1", "text": text, "default_face_value": "30"}))
+    page = shopper.post(
+        "/checkout/", form_data([{"kind": "goods"}], **{"import": "1", "text": text, "default_face_value": "30"})
+    )
 
     html = page.content.decode()
     assert 'name="rows-TOTAL_FORMS" value="3"' in html
@@ -126,8 +130,11 @@ def test_a_wrong_captcha_places_nothing(shopper):
 
 
 def test_invalid_rows_are_shown_and_placed_only_when_the_shopper_chooses_to_skip_them(shopper):
-    rows = [{"kind": "goods", "sku": "TSHIRT-M", "quantity": "2"}, {"kind": "goods", "sku": "NOPE"},
-            {"kind": "mobile", "phone": "13800138000", "face_value": "50"}]
+    rows = [
+        {"kind": "goods", "sku": "TSHIRT-M", "quantity": "2"},
+        {"kind": "goods", "sku": "NOPE"},
+        {"kind": "mobile", "phone": "13800138000", "face_value": "50"},
+    ]
     answer = captcha_answer(shopper)
 
     page = shopper.post("/checkout/", form_data(rows, submit="1", captcha=answer))
@@ -171,9 +178,13 @@ def test_a_tampered_management_form_is_a_clear_400(shopper):
 
 def test_resubmitting_a_placed_form_with_other_rows_says_so(shopper):
     ProductFactory(sku="MUG", unit_price=Decimal("25.50"))
-    shopper.post("/checkout/", form_data([{"kind": "goods", "sku": "TSHIRT-M"}], submit="1", captcha=captcha_answer(shopper)))
+    shopper.post(
+        "/checkout/", form_data([{"kind": "goods", "sku": "TSHIRT-M"}], submit="1", captcha=captcha_answer(shopper))
+    )
 
-    page = shopper.post("/checkout/", form_data([{"kind": "goods", "sku": "MUG"}], submit="1", captcha=captcha_answer(shopper)))
+    page = shopper.post(
+        "/checkout/", form_data([{"kind": "goods", "sku": "MUG"}], submit="1", captcha=captcha_answer(shopper))
+    )
 
     assert page.status_code == 409
     assert "This order form was already placed" in page.content.decode()

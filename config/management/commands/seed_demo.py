@@ -25,8 +25,14 @@ class Command(BaseCommand):
         for sku, name, kind, price, stock, attributes in DEMO_PRODUCTS:
             Product.objects.update_or_create(
                 sku=sku,
-                defaults={"name": name, "kind": kind, "unit_price": Decimal(price), "stock": stock,
-                          "attributes": attributes, "active": True},
+                defaults={
+                    "name": name,
+                    "kind": kind,
+                    "unit_price": Decimal(price),
+                    "stock": stock,
+                    "attributes": attributes,
+                    "active": True,
+                },
             )
         User = get_user_model()
         user, _ = User.objects.get_or_create(username=DEMO_USERNAME, defaults={"email": "demo@example.com"})
