@@ -192,7 +192,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": env.str("API_THROTTLE_USER", default="600/minute")},
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Batchpay API",
@@ -269,6 +268,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recharge.tasks.redrive_fulfilments",
         "schedule": 120.0,
         "options": {"expires": 110},
+    },
+    "request-unanswered-refunds": {
+        "task": "payments.tasks.request_unanswered_refunds",
+        "schedule": 60.0,
+        "options": {"expires": 55},
     },
     "expire-unpaid-payments": {
         "task": "payments.tasks.expire_unpaid_payments",

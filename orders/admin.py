@@ -1,10 +1,9 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from orders import selectors
-from orders.models import Batch, BatchRow, BatchStatusChange, Order, OrderStatusChange, Product
+from orders import billing, selectors
+from orders.models import Batch, BatchRow, BatchRowStatusChange, BatchStatusChange, Order, OrderStatusChange, Product
 from orders.tasks import redrive_batch
-from payments import services as payment_services
 
 
 @admin.register(Product)
@@ -15,14 +14,19 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ["sku", "name"]
 
 
-class BatchStatusChangeInline(admin.TabularInline):
-    model = BatchStatusChange
+class StatusChangeInline(admin.TabularInline):
+    """The audit rows of a model's status changes (orders.statuses), read-only. Other apps reuse it."""
+
     extra = 0
     can_delete = False
     readonly_fields = ["old_status", "new_status", "note", "created_at"]
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @classmethod
+    def of(cls, model):
+        return type(f"{model.__name__}Inline", (cls,), {"model": model})
 
 
 @admin.register(Batch)
@@ -47,7 +51,7 @@ class BatchAdmin(admin.ModelAdmin):
         "progress",
     ]
     exclude = ["request_fingerprint"]
-    inlines = [BatchStatusChangeInline]
+    inlines = [StatusChangeInline.of(BatchStatusChange)]
     actions = ["redrive"]
     list_select_related = ["owner"]
 
@@ -86,13 +90,10 @@ class BatchRowAdmin(admin.ModelAdmin):
     search_fields = ["batch__id", "reference"]
     readonly_fields = [f.name for f in BatchRow._meta.fields]
     list_select_related = ["batch"]
+    inlines = [StatusChangeInline.of(BatchRowStatusChange)]
 
     def has_add_permission(self, request):
         return False
-
-
-class OrderStatusChangeInline(BatchStatusChangeInline):
-    model = OrderStatusChange
 
 
 @admin.register(Order)
@@ -101,7 +102,7 @@ class OrderAdmin(admin.ModelAdmin):
     list_filter = ["status", "kind", "created_at"]
     search_fields = ["number", "reference", "owner__username", "batch__id"]
     readonly_fields = [f.name for f in Order._meta.fields]
-    inlines = [OrderStatusChangeInline]
+    inlines = [StatusChangeInline.of(OrderStatusChange)]
     list_select_related = ["owner", "batch"]
     actions = ["refund"]
 
@@ -109,8 +110,8 @@ class OrderAdmin(admin.ModelAdmin):
     def refund(self, request, queryset):
         for order in queryset:
             try:
-                payment_services.payment_refund_order(order=order, reason=f"refunded by {request.user}")
-            except payment_services.PaymentError as refused:
+                billing.billing().refund_order(order=order, reason=f"refunded by {request.user}")
+            except billing.BillingRefused as refused:
                 self.message_user(request, f"{order.number}: {refused}", messages.ERROR)
             else:
                 self.message_user(request, _("%(number)s: refund requested") % {"number": order.number})

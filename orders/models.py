@@ -9,10 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from orders import messages
 from orders.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
-
-
-class InvalidTransition(Exception):
-    """A status change that the lifecycle in SPEC section 4 does not allow."""
+from orders.statuses import Stateful, StatusChange
 
 
 class Product(models.Model):
@@ -38,8 +35,11 @@ class Product(models.Model):
         return f"{self.sku} — {self.name}"
 
 
-class Batch(models.Model):
+class Batch(Stateful, models.Model):
     """One checkout submission: the rows a user sent together and paid for with one payment."""
+
+    LOCK_RANK = 10
+    STATUS_LOG = "orders.BatchStatusChange"
 
     class Status(models.TextChoices):
         PLACING = "placing", _("placing")
@@ -107,39 +107,39 @@ class Batch(models.Model):
             "status": self.get_status_display(),
         }
 
-    def set_status(self, new_status: str, *, note: str = "") -> None:
-        """The one place a batch changes status: checks the lifecycle and writes the audit row."""
-        if new_status not in self.TRANSITIONS[self.status]:
-            raise InvalidTransition(f"batch {self.id}: {self.status} → {new_status}")
-        old_status, self.status = self.status, new_status
-        if new_status != self.Status.PLACING and self.placed_at is None:
+    def set_status(self, new_status: str, *, note: str = "", also=()) -> None:
+        # Leaving `placing` is when placing finished, whichever way it ended.
+        if self.placed_at is None and new_status != self.Status.PLACING:
             self.placed_at = timezone.now()
-        self.save(update_fields=["status", "placed_at", "updated_at"])
-        BatchStatusChange.objects.create(batch=self, old_status=old_status, new_status=new_status, note=note)
+            also = (*also, "placed_at")
+        super().set_status(new_status, note=note, also=also)
 
     def can_cancel(self) -> bool:
-        return self.Status.CANCELLED in self.TRANSITIONS[self.status]
+        return self.can_transition(self.Status.CANCELLED)
 
 
-class BatchStatusChange(models.Model):
+class BatchStatusChange(StatusChange):
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="status_changes")
-    old_status = models.CharField(max_length=20)
-    new_status = models.CharField(max_length=20)
-    note = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["created_at", "id"]
+    class Meta(StatusChange.Meta):
+        verbose_name = _("batch status change")
+        verbose_name_plural = _("batch status changes")
 
 
-class BatchRow(models.Model):
+class BatchRow(Stateful, models.Model):
     """One submitted order component and what became of it: exactly one order or one recorded failure."""
+
+    LOCK_RANK = 20
+    STATUS_FIELD = "outcome"
+    STATUS_LOG = "orders.BatchRowStatusChange"
 
     class Outcome(models.TextChoices):
         PENDING = "pending", _("pending")
         PLACED = "placed", _("placed")
         FAILED = "failed", _("failed")
         REJECTED = "rejected", _("rejected")  # invalid at submission and skipped by the user
+
+    TRANSITIONS = {Outcome.PENDING: {Outcome.PLACED, Outcome.FAILED}}
 
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="rows")
     row_index = models.PositiveIntegerField(_("row"))
@@ -169,10 +169,6 @@ class BatchRow(models.Model):
         return f"{self.batch_id} #{self.row_index} ({self.outcome})"
 
     @property
-    def is_settled(self) -> bool:
-        return self.outcome in (self.Outcome.PLACED, self.Outcome.FAILED)
-
-    @property
     def failure_text(self) -> str:
         """Why the row failed, in the reader's language when the reason is a known one."""
         translated = messages.failure_text(
@@ -181,13 +177,24 @@ class BatchRow(models.Model):
         return translated or self.failure_message
 
 
+class BatchRowStatusChange(StatusChange):
+    row = models.ForeignKey(BatchRow, on_delete=models.CASCADE, related_name="status_changes")
+
+    class Meta(StatusChange.Meta):
+        verbose_name = _("batch row outcome change")
+        verbose_name_plural = _("batch row outcome changes")
+
+
 def new_order_number() -> str:
     # Date for people reading it, randomness so numbers reveal nothing about volume; the unique
     # constraint catches the one-in-a-trillion collision.
     return f"{timezone.localdate():%y%m%d}{secrets.randbelow(10**10):010d}"
 
 
-class Order(models.Model):
+class Order(Stateful, models.Model):
+    LOCK_RANK = 40
+    STATUS_LOG = "orders.OrderStatusChange"
+
     class Status(models.TextChoices):
         AWAITING_PAYMENT = "awaiting_payment", _("awaiting payment")
         PAID = "paid", _("paid")
@@ -220,7 +227,7 @@ class Order(models.Model):
     currency = models.CharField(_("currency"), max_length=3, default="CNY")
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.AWAITING_PAYMENT)
     reference = models.CharField(_("reference"), max_length=64, null=True, blank=True)
-    # Type-specific facts shown to people, e.g. the phone number, carrier and region of a top-up.
+    # Facts its order type keeps and shows about the order (what was bought, for whom).
     details = models.JSONField(_("details"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -241,24 +248,10 @@ class Order(models.Model):
     def __str__(self):
         return _("Order %(number)s") % {"number": self.number}
 
-    def can_transition(self, new_status: str) -> bool:
-        return new_status in self.TRANSITIONS[self.status]
 
-    def set_status(self, new_status: str, *, note: str = "") -> None:
-        """The one place an order changes status: checks the lifecycle and writes the audit row."""
-        if not self.can_transition(new_status):
-            raise InvalidTransition(f"order {self.number}: {self.status} → {new_status}")
-        old_status, self.status = self.status, new_status
-        self.save(update_fields=["status", "updated_at"])
-        OrderStatusChange.objects.create(order=self, old_status=old_status, new_status=new_status, note=note)
-
-
-class OrderStatusChange(models.Model):
+class OrderStatusChange(StatusChange):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="status_changes")
-    old_status = models.CharField(max_length=20, blank=True)
-    new_status = models.CharField(max_length=20)
-    note = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["created_at", "id"]
+    class Meta(StatusChange.Meta):
+        verbose_name = _("order status change")
+        verbose_name_plural = _("order status changes")

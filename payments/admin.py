@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from payments.models import GatewayEvent, Payment, PaymentAllocation, Refund
+from orders.admin import StatusChangeInline
+from payments.models import GatewayEvent, Payment, PaymentAllocation, PaymentStatusChange, Refund, RefundStatusChange
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -18,7 +19,7 @@ class PaymentAllocationInline(ReadOnlyInline):
 
 class RefundInline(ReadOnlyInline):
     model = Refund
-    readonly_fields = ["order", "amount", "status", "reason", "provider_reference", "created_at"]
+    readonly_fields = ["reference", "order", "amount", "status", "reason", "provider_reference", "created_at"]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -43,15 +44,16 @@ class PaymentAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["status", "needs_attention", "provider", "created_at"]
     search_fields = ["reference", "owner__username", "batch__id"]
-    inlines = [PaymentAllocationInline, RefundInline]
+    inlines = [PaymentAllocationInline, RefundInline, StatusChangeInline.of(PaymentStatusChange)]
     list_select_related = ["owner"]
 
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["pk", "payment", "order", "amount", "status", "reason", "created_at"]
+    list_display = ["reference", "payment", "order", "amount", "status", "reason", "created_at"]
     list_filter = ["status", "created_at"]
-    search_fields = ["payment__reference", "order__number", "provider_reference"]
+    search_fields = ["reference", "payment__reference", "order__number", "provider_reference"]
+    inlines = [StatusChangeInline.of(RefundStatusChange)]
     list_select_related = ["payment", "order"]
 
 

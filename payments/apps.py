@@ -5,3 +5,9 @@ from django.utils.translation import gettext_lazy as _
 class PaymentsConfig(AppConfig):
     name = "payments"
     verbose_name = _("Payments")
+
+    def ready(self):
+        from orders import billing
+        from payments.billing import PaymentsBilling
+
+        billing.register(PaymentsBilling())

@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from orders.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from orders.statuses import Stateful, StatusChange
 
 
 def new_payment_reference() -> str:
@@ -14,8 +15,17 @@ def new_payment_reference() -> str:
     return f"pay_{secrets.token_urlsafe(18)}"
 
 
-class Payment(models.Model):
+def new_refund_reference() -> str:
+    # Our refund number, sent to the gateway with the request: asking again with the same number never
+    # refunds twice, and the gateway's notification names the refund by it.
+    return f"rfd_{secrets.token_urlsafe(18)}"
+
+
+class Payment(Stateful, models.Model):
     """The one merged payment that covers every placed order of a batch."""
+
+    LOCK_RANK = 30
+    STATUS_LOG = "payments.PaymentStatusChange"
 
     class Status(models.TextChoices):
         PENDING = "pending", _("pending")
@@ -46,7 +56,9 @@ class Payment(models.Model):
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
     provider = models.CharField(_("provider"), max_length=32, default="sandbox")
     reference = models.CharField(_("reference"), max_length=64, unique=True, default=new_payment_reference)
-    pay_url = models.URLField(_("pay URL"), max_length=500, blank=True)
+    # The gateway's own page for this payment, once it has been registered there (when the customer first
+    # goes to pay; people and integrators are given our pay URL, which leads here).
+    gateway_url = models.URLField(_("gateway URL"), max_length=500, blank=True)
     # Set when the gateway reported something the shop could not apply (e.g. paid after expiry).
     needs_attention = models.BooleanField(_("needs staff attention"), default=False)
     attention_note = models.CharField(_("attention note"), max_length=255, blank=True)
@@ -97,16 +109,34 @@ class PaymentAllocation(models.Model):
         return f"{self.order} ← {self.amount}"
 
 
-class Refund(models.Model):
-    """Giving back one order's share of a merged payment. Money moves only when the gateway confirms."""
+class PaymentStatusChange(StatusChange):
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="status_changes")
+
+    class Meta(StatusChange.Meta):
+        verbose_name = _("payment status change")
+        verbose_name_plural = _("payment status changes")
+
+
+class Refund(Stateful, models.Model):
+    """Giving back one order's share of a merged payment. Money moves only when the gateway confirms.
+
+    Recorded first (pending), then requested from the gateway outside any lock; a pending refund whose
+    request was lost is requested again with the same reference.
+    """
+
+    LOCK_RANK = 50
+    STATUS_LOG = "payments.RefundStatusChange"
 
     class Status(models.TextChoices):
         PENDING = "pending", _("pending")
         SUCCEEDED = "succeeded", _("succeeded")
         FAILED = "failed", _("failed")
 
+    TRANSITIONS = {Status.PENDING: {Status.SUCCEEDED, Status.FAILED}}
+
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="refunds")
+    reference = models.CharField(_("reference"), max_length=64, unique=True, default=new_refund_reference)
     amount = models.DecimalField(_("amount"), max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
     reason = models.CharField(_("reason"), max_length=255, blank=True)
@@ -126,6 +156,14 @@ class Refund(models.Model):
 
     def __str__(self):
         return _("Refund of %(amount)s for %(order)s") % {"amount": self.amount, "order": self.order}
+
+
+class RefundStatusChange(StatusChange):
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="status_changes")
+
+    class Meta(StatusChange.Meta):
+        verbose_name = _("refund status change")
+        verbose_name_plural = _("refund status changes")
 
 
 class GatewayEvent(models.Model):

@@ -57,7 +57,9 @@ class PaymentProvider:
         raise NotImplementedError
 
     def refund(self, refund) -> str:
-        """Ask the gateway to refund; returns the gateway's refund reference. Money moves on its notification."""
+        """Ask the gateway to refund, with `refund.reference` as our refund number (asking twice with it refunds
+        once); returns the gateway's own refund reference. Money moves on its notification, which names the
+        refund by our number."""
         raise NotImplementedError
 
     def query(self, payment) -> str:
@@ -86,7 +88,11 @@ class SandboxProvider(PaymentProvider):
 
     def refund(self, refund) -> str:
         try:
-            return sandbox.refund_create(merchant_reference=refund.payment.reference, amount=refund.amount).reference
+            return sandbox.refund_create(
+                merchant_reference=refund.payment.reference,
+                merchant_refund_reference=refund.reference,
+                amount=refund.amount,
+            ).reference
         except (sandbox.GatewayRefused, sandbox.SandboxCharge.DoesNotExist) as refused:
             raise ProviderError(str(refused)) from None
 

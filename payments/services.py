@@ -1,10 +1,13 @@
 """Write operations of the payments app.
 
-The orders app hands a placed batch over through `payment_create_for_batch` (that call and its contract
-are final). Money moves only in `notification_apply`, on a verified gateway notification, or in
-`payment_reconcile`, on the gateway's own answer to a query; both go through the same functions.
+The orders app hands a placed batch over through the `Billing` it was given (payments/billing.py), which
+records the merged payment here. Money moves only in `notification_apply`, on a verified gateway
+notification, or in `payment_reconcile`, on the gateway's own answer to a query; both go through the same
+functions.
 
-Lock order, as in orders: the batch, then the payment, then its orders and refunds.
+Locks follow orders/locking.py (batch → payment → orders → refunds). No gateway call happens while a lock
+is held: registering a payment and requesting a refund record the intent first, call the gateway after
+commit, and apply its answer in a short transaction of their own.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from orders import locking
 from orders import services as order_services
+from orders.billing import BillingRefused
 from orders.models import Batch, Order
 from payments import messages
 from payments.models import GatewayEvent, Payment, PaymentAllocation, Refund
@@ -25,8 +31,11 @@ from payments.providers import GatewayState, InvalidNotification, Notification, 
 
 logger = logging.getLogger(__name__)
 
+# A refund recorded but still without the gateway's answer this long after is asked for again.
+REFUND_REQUEST_RETRY_AFTER = timedelta(minutes=1)
 
-class PaymentError(Exception):
+
+class PaymentError(BillingRefused):
     """A payment operation that the rules do not allow; the message is for people."""
 
 
@@ -35,45 +44,68 @@ class UnknownPayment(InvalidNotification):
         super().__init__(f"no payment has the reference {reference!r}", status=404)
 
 
-def payment_create_for_batch(*, batch, orders) -> Payment:
-    """Create the one merged payment for a batch's placed orders and register it with the gateway.
+def payment_create_for_batch(*, batch: Batch, orders: list[Order]) -> Payment:
+    """Record the one merged payment for a batch's placed orders (no gateway call: see payment_checkout).
 
-    Idempotent per batch; the caller holds the batch lock, and the one-to-one on `batch` makes a second
-    payment impossible even without it.
+    Inside the caller's transaction, with the batch locked; the one-to-one on `batch` makes a second
+    payment impossible even without the lock.
     """
-    with transaction.atomic():
-        existing = Payment.objects.filter(batch=batch).first()
-        if existing is not None:
-            return existing
-        orders = list(orders)
-        if not orders:
-            raise PaymentError(f"batch {batch.pk} has no placed orders to pay for")
-        provider = get_provider()
-        payment = Payment.objects.create(
-            batch=batch,
-            owner_id=batch.owner_id,
-            amount=sum((order.amount for order in orders), Decimal("0")),
-            currency=settings.SHOP_CURRENCY,
-            provider=provider.name,
-            expires_at=timezone.now() + timedelta(minutes=settings.PAYMENT_EXPIRY_MINUTES),
-        )
-        PaymentAllocation.objects.bulk_create(
-            [PaymentAllocation(payment=payment, order=order, amount=order.amount) for order in orders],
-            batch_size=1000,
-        )
-        payment.pay_url = provider.create(payment, orders)
-        payment.save(update_fields=["pay_url"])
-        return payment
+    existing = Payment.objects.filter(batch=batch).first()
+    if existing is not None:
+        return existing
+    if not orders:
+        raise PaymentError(f"batch {batch.pk} has no placed orders to pay for")
+    payment = Payment.objects.create(
+        batch=batch,
+        owner_id=batch.owner_id,
+        amount=sum((order.amount for order in orders), Decimal("0")),
+        currency=settings.SHOP_CURRENCY,
+        provider=settings.PAYMENT_PROVIDER,
+        expires_at=timezone.now() + timedelta(minutes=settings.PAYMENT_EXPIRY_MINUTES),
+    )
+    PaymentAllocation.objects.bulk_create(
+        [PaymentAllocation(payment=payment, order=order, amount=order.amount) for order in orders],
+        batch_size=1000,
+    )
+    return payment
 
 
-def payment_cancel_for_batch(*, batch) -> None:
-    """The batch is being cancelled before payment: its pending payment can no longer be paid."""
-    payment = Payment.objects.select_for_update().filter(batch=batch).first()
+def payment_pay_url(payment: Payment) -> str:
+    """Where people and integrators send the customer to pay: our page, which leads to the gateway."""
+    return settings.SITE_URL + reverse("payments:pay", args=[payment.reference])
+
+
+def payment_checkout(*, reference: str) -> str | None:
+    """The gateway page where the customer pays this payment, registering it with the gateway first if needed.
+
+    None when the payment can no longer be paid. The gateway call happens outside any transaction; a second
+    caller racing this one registers the same payment again, which gateways answer idempotently per
+    merchant reference.
+    """
+    payment = Payment.objects.filter(reference=reference).first()
+    if payment is None or payment.status != Payment.Status.PENDING:
+        return None
+    if payment.gateway_url:
+        return payment.gateway_url
+    orders = list(
+        Order.objects.filter(allocation__payment=payment).only("pk", "number", "kind", "amount").order_by("row_index")
+    )
+    gateway_url = get_provider(payment.provider).create(payment, orders)
+    Payment.objects.filter(pk=payment.pk, gateway_url="").update(gateway_url=gateway_url, updated_at=timezone.now())
+    return gateway_url
+
+
+def payment_cancel_for_batch(*, batch: Batch) -> None:
+    """The batch is being cancelled before payment: its pending payment can no longer be paid.
+
+    The caller holds the batch lock.
+    """
+    payment = locking.lock_first(Payment.objects.filter(batch=batch))
     if payment is None:
         return
     if payment.status != Payment.Status.PENDING:
         raise PaymentError(f"payment {payment.reference} is {payment.status} and cannot be cancelled")
-    _set_status(payment, Payment.Status.CANCELLED)
+    payment.set_status(Payment.Status.CANCELLED, note="the customer cancelled the batch")
 
 
 def notification_apply(*, provider_name: str, notification: Notification) -> str:
@@ -84,9 +116,9 @@ def notification_apply(*, provider_name: str, notification: Notification) -> str
     payment_ref = Payment.objects.filter(reference=notification.reference).values("pk", "batch_id").first()
     if payment_ref is None:
         raise UnknownPayment(notification.reference)
-    with transaction.atomic():
-        batch = Batch.objects.select_for_update().get(pk=payment_ref["batch_id"])
-        payment = Payment.objects.select_for_update().get(pk=payment_ref["pk"])
+    with locking.transaction():
+        batch = locking.lock_one(Batch.objects.filter(pk=payment_ref["batch_id"]))
+        payment = locking.lock_one(Payment.objects.filter(pk=payment_ref["pk"]))
         if GatewayEvent.objects.filter(provider=provider_name, event_id=notification.event_id).exists():
             return "duplicate: already applied"
         _check_matches(payment, notification)
@@ -113,7 +145,7 @@ def _check_matches(payment: Payment, notification: Notification) -> None:
     if notification.currency != payment.currency:
         raise InvalidNotification(f"currency {notification.currency} does not match the payment's {payment.currency}")
     if notification.type == "refund.succeeded":
-        refund = payment.refunds.filter(provider_reference=notification.refund_reference).first()
+        refund = payment.refunds.filter(reference=notification.refund_reference).first()
         if refund is None:
             raise InvalidNotification(f"no refund {notification.refund_reference!r} on this payment")
         if refund.amount != notification.amount:
@@ -127,15 +159,14 @@ def _apply(batch: Batch, payment: Payment, notification: Notification) -> tuple[
         return payment_apply_success(batch, payment)
     if notification.type == "payment.failed":
         return payment_apply_failure(batch, payment)
-    refund = payment.refunds.select_for_update().get(provider_reference=notification.refund_reference)
-    return refund_apply_success(payment, refund), False
+    return refund_apply_success(payment, payment.refunds.get(reference=notification.refund_reference)), False
 
 
 def payment_apply_success(batch: Batch, payment: Payment) -> tuple[str, bool]:
     """The gateway says the customer paid. Caller holds the batch and payment locks."""
     if payment.status == Payment.Status.PENDING:
         payment.paid_at = timezone.now()
-        _set_status(payment, Payment.Status.SUCCEEDED)
+        payment.set_status(Payment.Status.SUCCEEDED, note="the gateway reports it paid", also=("paid_at",))
         order_services.batch_mark_paid(batch=batch)
         return "payment succeeded; orders paid", False
     if payment.status in (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED):
@@ -153,49 +184,89 @@ def payment_apply_failure(batch: Batch, payment: Payment) -> tuple[str, bool]:
     """The gateway says the payment was declined: the batch's orders are cancelled, stock released."""
     if payment.status != Payment.Status.PENDING:
         return f"ignored: payment was {payment.status}", False
-    _set_status(payment, Payment.Status.FAILED)
+    payment.set_status(Payment.Status.FAILED, note="the gateway reports it declined")
     order_services.batch_close_unpaid(batch=batch, status=Batch.Status.CANCELLED, note="payment declined")
     return "payment failed; orders cancelled", False
 
 
-def payment_refund_order(*, order: Order, reason: str = "") -> Refund:
-    """Refund one order's share of its merged payment. The refund completes on the gateway's notification.
+def refund_record(*, order: Order, reason: str = "") -> Refund:
+    """Record the refund of one order's share (pending), inside the caller's `locking.transaction()`.
 
-    Raises PaymentError when the payment is not paid, the order was already refunded, or the amount
-    would exceed what is left to refund.
+    Raises PaymentError when the payment is not paid, the order was already refunded, or the amount would
+    exceed what is left to refund. The gateway is asked by `refund_request`, after commit.
     """
-    allocation = PaymentAllocation.objects.filter(order=order).select_related("payment").first()
+    allocation = PaymentAllocation.objects.filter(order=order).only("payment_id", "amount").first()
     if allocation is None:
         raise PaymentError(str(messages.ORDER_NOT_PAID))
-    with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=allocation.payment_id)
-        if payment.status not in (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED):
-            raise PaymentError(str(messages.PAYMENT_NOT_REFUNDABLE).format(status=payment.get_status_display()))
-        if payment.refunds.filter(order=order).exclude(status=Refund.Status.FAILED).exists():
-            raise PaymentError(str(messages.ALREADY_REFUNDED).format(number=order.number))
-        if allocation.amount > payment.refundable_amount:
-            raise PaymentError(str(messages.REFUND_EXCEEDS_PAYMENT))
-        refund = Refund.objects.create(payment=payment, order=order, amount=allocation.amount, reason=reason[:255])
-        try:
-            refund.provider_reference = get_provider(payment.provider).refund(refund)
-        except ProviderError as refused:
-            raise PaymentError(str(messages.GATEWAY_REFUSED_REFUND).format(reason=refused)) from None
-        refund.save(update_fields=["provider_reference"])
+    payment = locking.lock_one(Payment.objects.filter(pk=allocation.payment_id))
+    if payment.status not in (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED):
+        raise PaymentError(str(messages.PAYMENT_NOT_REFUNDABLE).format(status=payment.get_status_display()))
+    if payment.refunds.filter(order=order).exclude(status=Refund.Status.FAILED).exists():
+        raise PaymentError(str(messages.ALREADY_REFUNDED).format(number=order.number))
+    if allocation.amount > payment.refundable_amount:
+        raise PaymentError(str(messages.REFUND_EXCEEDS_PAYMENT))
+    return Refund.objects.create(payment=payment, order=order, amount=allocation.amount, reason=reason[:255])
+
+
+def refund_request(*, refund_id: int) -> Refund:
+    """Ask the gateway for a recorded refund, holding no lock; safe to repeat (the reference is the key).
+
+    A refusal marks the refund failed and raises PaymentError; an unreachable gateway leaves it pending,
+    for `refunds_request_unanswered` to ask again.
+    """
+    refund = Refund.objects.select_related("payment").get(pk=refund_id)
+    if refund.status != Refund.Status.PENDING:
+        return refund
+    try:
+        gateway_reference = get_provider(refund.payment.provider).refund(refund)
+    except ProviderError as refused:
+        reason = str(messages.GATEWAY_REFUSED_REFUND).format(reason=refused)
+        with locking.transaction():
+            refund = locking.lock_one(Refund.objects.filter(pk=refund_id))
+            if refund.status == Refund.Status.PENDING:
+                refund.set_status(Refund.Status.FAILED, note=reason)
+        raise PaymentError(reason) from None
+    Refund.objects.filter(pk=refund_id).update(provider_reference=gateway_reference, updated_at=timezone.now())
+    refund.provider_reference = gateway_reference
     return refund
 
 
+def payment_refund_order(*, order: Order, reason: str = "") -> Refund:
+    """Refund one order's share of its merged payment. The refund completes on the gateway's notification."""
+    with locking.transaction():
+        refund = refund_record(order=order, reason=reason)
+    return refund_request(refund_id=refund.pk)
+
+
+def refunds_request_unanswered(*, now=None) -> int:
+    """Ask again for refunds recorded but never acknowledged by the gateway (the asking process died)."""
+    cutoff = (now or timezone.now()) - REFUND_REQUEST_RETRY_AFTER
+    unanswered = Refund.objects.filter(
+        status=Refund.Status.PENDING, provider_reference="", created_at__lte=cutoff
+    ).values_list("pk", flat=True)
+    asked = 0
+    for refund_id in unanswered[:500]:
+        try:
+            refund_request(refund_id=refund_id)
+        except PaymentError as refused:
+            logger.error("refund %s refused by the gateway: %s", refund_id, refused)
+        asked += 1
+    return asked
+
+
 def refund_apply_success(payment: Payment, refund: Refund) -> str:
-    """The gateway confirms a refund: the money is back with the customer. Caller holds the locks."""
+    """The gateway confirms a refund: the money is back with the customer. Caller holds the payment lock."""
+    order_services.order_mark_refunded(order_id=refund.order_id, note=refund.reason or "refunded")
+    refund = locking.lock_one(Refund.objects.filter(pk=refund.pk))
     if refund.status == Refund.Status.SUCCEEDED:
         return "refund already applied"
-    refund.status = Refund.Status.SUCCEEDED
-    refund.save(update_fields=["status", "updated_at"])
+    refund.set_status(Refund.Status.SUCCEEDED, note="the gateway confirmed it")
     payment.refunded_amount += refund.amount
-    _set_status(
-        payment,
+    payment.set_status(
         Payment.Status.REFUNDED if payment.refunded_amount == payment.amount else Payment.Status.PARTIALLY_REFUNDED,
+        note=f"refund {refund.reference} of {refund.amount}",
+        also=("refunded_amount",),
     )
-    order_services.order_mark_refunded(order_id=refund.order_id, note=refund.reason or "refunded")
     return f"refunded {refund.amount}"
 
 
@@ -203,9 +274,9 @@ def payment_reconcile(*, payment_id) -> str:
     """Ask the gateway about a payment still pending here and apply its answer through the webhook's path."""
     payment = Payment.objects.get(pk=payment_id)
     state = get_provider(payment.provider).query(payment)
-    with transaction.atomic():
-        batch = Batch.objects.select_for_update().get(pk=payment.batch_id)
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+    with locking.transaction():
+        batch = locking.lock_one(Batch.objects.filter(pk=payment.batch_id))
+        payment = locking.lock_one(Payment.objects.filter(pk=payment_id))
         if payment.status != Payment.Status.PENDING:
             return f"already {payment.status}"
         if state == GatewayState.PAID:
@@ -222,19 +293,11 @@ def payment_expire(*, payment_id, now=None) -> str:
     """
     outcome = payment_reconcile(payment_id=payment_id)
     now = now or timezone.now()
-    with transaction.atomic():
-        batch = Batch.objects.select_for_update().get(payment__pk=payment_id)
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+    with locking.transaction():
+        batch = locking.lock_one(Batch.objects.filter(payment__pk=payment_id))
+        payment = locking.lock_one(Payment.objects.filter(pk=payment_id))
         if payment.status != Payment.Status.PENDING or payment.expires_at > now:
             return outcome
-        _set_status(payment, Payment.Status.EXPIRED)
+        payment.set_status(Payment.Status.EXPIRED, note="not paid in time")
         order_services.batch_close_unpaid(batch=batch, status=Batch.Status.EXPIRED, note="payment expired")
     return "expired"
-
-
-def _set_status(payment: Payment, status: str) -> None:
-    """The one place a payment changes status (the lifecycle in SPEC section 4)."""
-    if status not in Payment.TRANSITIONS[payment.status]:
-        raise PaymentError(f"payment {payment.reference}: {payment.status} → {status}")
-    payment.status = status
-    payment.save(update_fields=["status", "paid_at", "refunded_amount", "updated_at"])

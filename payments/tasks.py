@@ -19,6 +19,12 @@ def reconcile_pending_payments() -> dict:
 
 
 @shared_task
+def request_unanswered_refunds() -> int:
+    """A refund is recorded before the gateway is asked; if the asking process died, ask again."""
+    return services.refunds_request_unanswered()
+
+
+@shared_task
 def expire_unpaid_payments() -> dict:
     now = timezone.now()
     due = Payment.objects.filter(status=Payment.Status.PENDING, expires_at__lte=now).values_list("pk", flat=True)

@@ -26,6 +26,16 @@ def sandbox_webhook(request):
     return JsonResponse({"detail": outcome})
 
 
+def pay(request, reference):
+    """The pay URL people and integrators are given: on to the gateway's page while the payment can be paid,
+    otherwise back to the batch, which says what became of it."""
+    gateway_url = services.payment_checkout(reference=reference)
+    if gateway_url is not None:
+        return redirect(gateway_url)
+    payment = get_object_or_404(Payment, reference=reference)
+    return redirect("web:batch-detail", batch_id=payment.batch_id)
+
+
 def payment_return(request, reference):
     """Where the gateway sends the customer back; the notification may arrive before or after them, so
     the batch page waits for it."""

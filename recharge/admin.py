@@ -2,7 +2,8 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from recharge import services
-from recharge.models import CarrierDiscount, Fulfilment, UpstreamAttempt
+from orders.admin import StatusChangeInline
+from recharge.models import CarrierDiscount, Fulfilment, FulfilmentStatusChange, UpstreamAttempt
 from recharge.tasks import fulfil_order
 
 
@@ -28,7 +29,7 @@ class FulfilmentAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["order__number", "upstream_reference"]
     readonly_fields = [f.name for f in Fulfilment._meta.fields]
-    inlines = [UpstreamAttemptInline]
+    inlines = [UpstreamAttemptInline, StatusChangeInline.of(FulfilmentStatusChange)]
     list_select_related = ["order"]
     actions = ["retry"]
 

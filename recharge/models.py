@@ -5,6 +5,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from orders.statuses import Stateful, StatusChange
+
 
 class CarrierDiscount(models.Model):
     """The price of a mobile top-up is its face value times its carrier's discount; staff edit these."""
@@ -28,8 +30,11 @@ class CarrierDiscount(models.Model):
         return f"{self.carrier} × {self.discount}"
 
 
-class Fulfilment(models.Model):
+class Fulfilment(Stateful, models.Model):
     """Delivering one paid recharge order through the upstream top-up provider."""
+
+    LOCK_RANK = 50
+    STATUS_LOG = "recharge.FulfilmentStatusChange"
 
     class Status(models.TextChoices):
         PENDING = "pending", _("pending")  # waiting for its first or next attempt
@@ -37,6 +42,15 @@ class Fulfilment(models.Model):
         UNKNOWN = "unknown", _("outcome unknown")  # the upstream did not answer: query before anything else
         SUCCEEDED = "succeeded", _("succeeded")
         FAILED = "failed", _("failed")  # given up: the order's share is refunded
+
+    TRANSITIONS = {
+        Status.PENDING: {Status.IN_PROGRESS},
+        # A top-up attempt that outlived its worker is taken over by the next one (in progress again).
+        Status.IN_PROGRESS: {Status.IN_PROGRESS, Status.SUCCEEDED, Status.UNKNOWN, Status.PENDING, Status.FAILED},
+        Status.UNKNOWN: {Status.UNKNOWN, Status.SUCCEEDED, Status.PENDING, Status.FAILED},
+        # Staff retry a failed top-up whose refund has not gone out.
+        Status.FAILED: {Status.PENDING},
+    }
 
     order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="fulfilment")
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -54,6 +68,14 @@ class Fulfilment(models.Model):
 
     def __str__(self):
         return _("Fulfilment of %(order)s (%(status)s)") % {"order": self.order_id, "status": self.get_status_display()}
+
+
+class FulfilmentStatusChange(StatusChange):
+    fulfilment = models.ForeignKey(Fulfilment, on_delete=models.CASCADE, related_name="status_changes")
+
+    class Meta(StatusChange.Meta):
+        verbose_name = _("fulfilment status change")
+        verbose_name_plural = _("fulfilment status changes")
 
 
 class UpstreamAttempt(models.Model):

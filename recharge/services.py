@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from orders import services as order_services
+from orders import locking
 from orders.models import Order
 from payments import services as payment_services
 from recharge import messages
@@ -45,14 +44,14 @@ class FulfilmentError(Exception):
 
 
 def fulfilment_start(*, orders: list[Order]) -> list[Fulfilment]:
-    """Paid recharge orders start fulfilling. Caller holds the batch lock (inside the payment's transaction)."""
-    order_services.orders_set_status(orders, Order.Status.FULFILLING, note="top-up started")
+    """Paid recharge orders start fulfilling. Inside the payment's transaction, the orders locked."""
+    Order.bulk_set_status(orders, Order.Status.FULFILLING, note="top-up started")
     return Fulfilment.objects.bulk_create([Fulfilment(order=order) for order in orders], ignore_conflicts=True)
 
 
 def fulfilment_attempt(*, order_id: int) -> NextStep:
-    with transaction.atomic():
-        fulfilment = Fulfilment.objects.select_for_update().select_related("order").get(order_id=order_id)
+    with locking.transaction():
+        fulfilment = locking.lock_one(Fulfilment.objects.select_related("order").filter(order_id=order_id))
         if fulfilment.status in (Fulfilment.Status.SUCCEEDED, Fulfilment.Status.FAILED):
             return FINISHED
         if fulfilment.status == Fulfilment.Status.UNKNOWN:
@@ -62,9 +61,8 @@ def fulfilment_attempt(*, order_id: int) -> NextStep:
             and timezone.now() - fulfilment.updated_at < STALE_ATTEMPT
         ):
             return FINISHED  # a redelivered task while the first is still talking to the upstream
-        fulfilment.status = Fulfilment.Status.IN_PROGRESS
         fulfilment.attempts += 1
-        fulfilment.save(update_fields=["status", "attempts", "updated_at"])
+        fulfilment.set_status(Fulfilment.Status.IN_PROGRESS, note=f"attempt {fulfilment.attempts}", also=("attempts",))
     order = fulfilment.order
     # Outside the transaction: no row lock is held while the upstream takes its time.
     result = get_upstream().top_up(
@@ -83,20 +81,20 @@ def fulfilment_query(*, order_id: int) -> NextStep:
 
 def fulfilment_retry(*, order_id: int) -> None:
     """Staff retry a failed fulfilment whose refund has not gone through (admin action)."""
-    with transaction.atomic():
-        fulfilment = Fulfilment.objects.select_for_update().select_related("order").get(order_id=order_id)
+    with locking.transaction():
+        fulfilment = locking.lock_one(Fulfilment.objects.select_related("order").filter(order_id=order_id))
         refunded = fulfilment.order.refunds.exclude(status="failed").exists()
         if fulfilment.status != Fulfilment.Status.FAILED or refunded:
             status = _("refunded") if refunded else fulfilment.get_status_display()
             raise FulfilmentError(str(messages.CANNOT_RETRY).format(status=status))
-        fulfilment.status = Fulfilment.Status.PENDING
         fulfilment.attempts = 0
-        fulfilment.save(update_fields=["status", "attempts", "updated_at"])
+        fulfilment.set_status(Fulfilment.Status.PENDING, note="retried by staff", also=("attempts",))
 
 
 def _settle(order_id: int, expected_status: str, call: str, result: TopUpResult) -> NextStep:
-    with transaction.atomic():
-        fulfilment = Fulfilment.objects.select_for_update().select_related("order").get(order_id=order_id)
+    with locking.transaction():
+        order = locking.lock_one(Order.objects.filter(pk=order_id))
+        fulfilment = locking.lock_one(Fulfilment.objects.filter(order_id=order_id))
         UpstreamAttempt.objects.create(
             fulfilment=fulfilment,
             call=call,
@@ -106,43 +104,56 @@ def _settle(order_id: int, expected_status: str, call: str, result: TopUpResult)
         )
         if fulfilment.status != expected_status:
             return FINISHED  # settled meanwhile by a redelivered task
+        if call == UpstreamAttempt.Call.QUERY:
+            fulfilment.queries += 1
         if result.outcome == Outcome.SUCCESS:
-            fulfilment.status, fulfilment.upstream_reference, fulfilment.last_error = (
+            fulfilment.upstream_reference, fulfilment.last_error = result.reference, ""
+            fulfilment.set_status(
                 Fulfilment.Status.SUCCEEDED,
-                result.reference,
-                "",
+                note=f"topped up: {result.reference}",
+                also=("upstream_reference", "last_error", "queries"),
             )
-            fulfilment.save(update_fields=["status", "upstream_reference", "last_error", "updated_at"])
-            order = Order.objects.select_for_update().get(pk=order_id)
             order.set_status(Order.Status.FULFILLED, note=f"topped up: {result.reference}")
             return FINISHED
+        fulfilment.last_error = result.message[:255]
         if result.outcome == Outcome.UNKNOWN:
-            fulfilment.status, fulfilment.last_error = Fulfilment.Status.UNKNOWN, result.message[:255]
-            fulfilment.queries += call == UpstreamAttempt.Call.QUERY
-            fulfilment.save(update_fields=["status", "last_error", "queries", "updated_at"])
+            fulfilment.set_status(Fulfilment.Status.UNKNOWN, note=result.message, also=("last_error", "queries"))
             return NextStep(QUERY, settings.RECHARGE_QUERY_DELAY_SECONDS)
         # The upstream says the account was not credited: try again, or give up and refund.
-        fulfilment.last_error = result.message[:255]
         if fulfilment.attempts < settings.RECHARGE_MAX_ATTEMPTS:
-            fulfilment.status = Fulfilment.Status.PENDING
-            fulfilment.save(update_fields=["status", "last_error", "updated_at"])
+            fulfilment.set_status(Fulfilment.Status.PENDING, note=result.message, also=("last_error", "queries"))
             return NextStep(RETRY, _retry_delay(fulfilment.attempts))
-        fulfilment.status = Fulfilment.Status.FAILED
-        fulfilment.save(update_fields=["status", "last_error", "updated_at"])
-        _refund(fulfilment, result.message)
-        return FINISHED
+        fulfilment.set_status(Fulfilment.Status.FAILED, note=result.message, also=("last_error", "queries"))
+    # The failure is committed: the refund is recorded and requested on its own (the payment is locked
+    # before the order there). If this process dies first, `fulfilments_to_refund` finds the fulfilment.
+    fulfilment_refund(order_id=order_id)
+    return FINISHED
 
 
-def _refund(fulfilment: Fulfilment, reason: str) -> None:
+def fulfilment_refund(*, order_id: int) -> None:
+    """Refund the share of an order whose top-up finally failed, unless a refund is already under way."""
+    fulfilment = Fulfilment.objects.select_related("order").get(order_id=order_id)
+    if fulfilment.status != Fulfilment.Status.FAILED:
+        return
+    reason = str(messages.UPSTREAM_FAILED).format(reason=fulfilment.last_error)[:255]
     try:
-        payment_services.payment_refund_order(
-            order=fulfilment.order, reason=str(messages.UPSTREAM_FAILED).format(reason=reason)[:255]
-        )
+        with locking.transaction():
+            refund = payment_services.refund_record(order=fulfilment.order, reason=reason)
+        payment_services.refund_request(refund_id=refund.pk)
     except payment_services.PaymentError as refused:
         # Left failed and visible to staff, who can retry the top-up or refund by hand.
         logger.error("order %s: automatic refund refused: %s", fulfilment.order.number, refused)
-        fulfilment.last_error = f"refund refused: {refused}"[:255]
-        fulfilment.save(update_fields=["last_error", "updated_at"])
+        Fulfilment.objects.filter(pk=fulfilment.pk).update(last_error=f"refund refused: {refused}"[:255])
+
+
+def fulfilments_to_refund() -> list[int]:
+    """Order ids of failed top-ups with no refund recorded: the refund after the failure was lost."""
+    return list(
+        Fulfilment.objects.filter(status=Fulfilment.Status.FAILED, order__status=Order.Status.FULFILLING)
+        .exclude(order__refunds__status__in=["pending", "succeeded"])
+        .exclude(last_error__startswith="refund refused")
+        .values_list("order_id", flat=True)[:1000]
+    )
 
 
 def _account(order: Order) -> str:

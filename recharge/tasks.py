@@ -31,4 +31,7 @@ def redrive_fulfilments() -> int:
     stuck = services.fulfilments_to_redrive(older_than=timedelta(minutes=5))
     for order_id, action in stuck:
         _schedule(order_id, services.NextStep(action))
-    return len(stuck)
+    unrefunded = services.fulfilments_to_refund()
+    for order_id in unrefunded:
+        services.fulfilment_refund(order_id=order_id)
+    return len(stuck) + len(unrefunded)

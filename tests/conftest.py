@@ -229,3 +229,27 @@ def carrier_discounts(db):
 
     for carrier, discount in {"China Mobile": "0.990", "China Unicom": "0.985", "China Telecom": "0.980"}.items():
         CarrierDiscount.objects.update_or_create(carrier=carrier, defaults={"discount": Decimal(discount)})
+
+
+@pytest.fixture
+def placed_batch(user):
+    """A batch placed synchronously through the services (no worker): its payment is pending."""
+
+    from decimal import Decimal
+
+    from orders import selectors, services
+    from tests.orders.factories import ProductFactory
+
+    def place(prices=("10.00", "20.00", "30.00"), owner=None):
+        rows = []
+        for index, price in enumerate(prices):
+            ProductFactory(sku=f"ITEM-{index}", unit_price=Decimal(price), stock=5)
+            rows.append({"kind": "goods", "sku": f"ITEM-{index}"})
+        batch = services.batch_submit(owner=owner or user, rows=rows).batch
+        for row_index in range(len(rows)):
+            services.order_place(batch_id=batch.pk, row_index=row_index)
+        services.batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
+        batch.refresh_from_db()
+        return batch
+
+    return place

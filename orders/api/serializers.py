@@ -1,6 +1,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from orders import billing
 from orders.models import Batch, BatchRow, Order, Product
 
 
@@ -79,7 +80,10 @@ class RejectedRowSerializer(serializers.ModelSerializer):
 
 
 class BatchPaymentSerializer(serializers.Serializer):
+    """The batch's merged payment (an `orders.billing.Bill`); the whole object is at /api/v1/payments/{id}/."""
+
     id = serializers.IntegerField()
+    reference = serializers.CharField()
     status = serializers.CharField()
     amount = serializers.DecimalField(max_digits=12, decimal_places=2)
     refunded_amount = serializers.DecimalField(max_digits=12, decimal_places=2)
@@ -143,8 +147,8 @@ class BatchDetailSerializer(BatchSummarySerializer):
         return RejectedRowSerializer(rows, many=True).data
 
     def get_payment(self, batch) -> dict | None:
-        payment = getattr(batch, "payment", None)
-        return BatchPaymentSerializer(payment).data if payment is not None else None
+        bill = billing.billing().bill_of(batch)
+        return BatchPaymentSerializer(bill).data if bill is not None else None
 
 
 class ProductSerializer(serializers.ModelSerializer):

@@ -26,7 +26,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return Batch.objects.none()
-        batches = Batch.objects.filter(owner=self.request.user).select_related("payment")
+        batches = Batch.objects.filter(owner=self.request.user)
         return selectors.batches_with_progress(batches).order_by("-created_at")
 
     def get_serializer_class(self):

@@ -7,7 +7,6 @@ from orders.services.lifecycle import (
     batch_close_unpaid,
     batch_mark_paid,
     order_mark_refunded,
-    orders_set_status,
 )
 from orders.services.placing import order_place
 from orders.services.submission import (
@@ -34,6 +33,5 @@ __all__ = [
     "batch_submit",
     "order_mark_refunded",
     "order_place",
-    "orders_set_status",
     "rows_validate",
 ]

@@ -6,12 +6,10 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from orders import messages, selectors
+from orders import billing, locking, messages, selectors
 from orders.models import Batch, BatchRow, Order
-from payments import services as payment_services
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +22,8 @@ def batch_finalize(*, batch_id, results: list[dict]) -> Batch:
     accepted rows and the results name exactly the accepted rows (a redelivered header task must
     not stand in for a missing one).
     """
-    with transaction.atomic():
-        batch = Batch.objects.select_for_update().get(pk=batch_id)
+    with locking.transaction():
+        batch = locking.lock_one(Batch.objects.filter(pk=batch_id))
         if batch.status != Batch.Status.PLACING:
             return batch
 
@@ -42,7 +40,7 @@ def batch_finalize(*, batch_id, results: list[dict]) -> Batch:
             batch.set_status(Batch.Status.FAILED, note="no row could be placed")
             return batch
         batch.set_status(Batch.Status.AWAITING_PAYMENT, note=f"{len(orders)} of {batch.accepted_rows} rows placed")
-        payment_services.payment_create_for_batch(batch=batch, orders=orders)
+        billing.billing().bill_batch(batch=batch, orders=orders)
         return batch
 
 
@@ -63,8 +61,8 @@ def _results_problem(batch: Batch, results: list[dict]) -> str:
 
 def batch_mark_dispatched(*, batch_id) -> list[int] | None:
     """Record a dispatch and return the accepted row indexes to place, or None if placing is over."""
-    with transaction.atomic():
-        batch = Batch.objects.select_for_update().filter(pk=batch_id, status=Batch.Status.PLACING).first()
+    with locking.transaction():
+        batch = locking.lock_first(Batch.objects.filter(pk=batch_id, status=Batch.Status.PLACING))
         if batch is None:
             return None
         batch.dispatch_count += 1
@@ -95,11 +93,20 @@ def batch_recover(*, batch_id) -> bool:
         logger.error(
             "batch %s: giving up on %d rows after %d dispatches", batch.pk, unsettled.count(), batch.dispatch_count
         )
-        unsettled.update(
-            outcome=BatchRow.Outcome.FAILED,
-            failure_code="placing_error",
-            failure_message=str(messages.PLACING_ERROR),
-            settled_at=timezone.now(),
-        )
+        _give_up_on_rows(batch)
     batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
     return True
+
+
+def _give_up_on_rows(batch: Batch) -> None:
+    with locking.transaction():
+        rows = locking.lock_all(batch.rows.filter(outcome=BatchRow.Outcome.PENDING))
+        now = timezone.now()
+        for row in rows:
+            row.failure_code, row.failure_message, row.settled_at = "placing_error", str(messages.PLACING_ERROR), now
+        BatchRow.bulk_set_status(
+            rows,
+            BatchRow.Outcome.FAILED,
+            note=f"no outcome after {batch.dispatch_count} dispatches",
+            also=("failure_code", "failure_message", "settled_at"),
+        )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
-from orders import messages, registry
+from orders import locking, messages, registry
 from orders.models import BatchRow, Order
 from orders.registry import PlacementRefused
 from orders.results import PlacementResult
@@ -15,10 +15,11 @@ def order_place(*, batch_id, row_index: int) -> PlacementResult:
     """Place one row. Idempotent: a row that already has an outcome returns that outcome again.
 
     The row lock serialises a redelivered task with the original, so a row never yields two orders;
-    the (batch, row_index) unique constraint on Order backs that up in the database.
+    the (batch, row_index) unique constraint on Order backs that up in the database. Only the row is
+    locked, not its batch: the rows of one batch are placed in parallel.
     """
     try:
-        with transaction.atomic():
+        with locking.transaction():
             row = _locked_row(batch_id, row_index)
             if row.outcome != BatchRow.Outcome.PENDING:
                 return _recorded_result(row)
@@ -34,7 +35,7 @@ def order_place(*, batch_id, row_index: int) -> PlacementResult:
         code, message = clash
     # A refusal or a clash rolled the whole attempt back (stock included); record the failure on its
     # own. Refusals are the rare path, so the common one needs no savepoint.
-    with transaction.atomic():
+    with locking.transaction():
         row = _locked_row(batch_id, row_index)
         if row.outcome != BatchRow.Outcome.PENDING:
             return _recorded_result(row)
@@ -44,7 +45,8 @@ def order_place(*, batch_id, row_index: int) -> PlacementResult:
 
 
 def _locked_row(batch_id, row_index: int) -> BatchRow:
-    return BatchRow.objects.select_for_update().select_related("batch").get(batch_id=batch_id, row_index=row_index)
+    # The batch is read with the row (the order needs its owner) but not locked.
+    return locking.lock_one(BatchRow.objects.select_related("batch").filter(batch_id=batch_id, row_index=row_index))
 
 
 def _recorded_result(row: BatchRow) -> PlacementResult:
@@ -57,8 +59,8 @@ def _recorded_result(row: BatchRow) -> PlacementResult:
 
 
 def _settle(row: BatchRow, outcome: str) -> None:
-    row.outcome, row.settled_at = outcome, timezone.now()
-    row.save(update_fields=["outcome", "failure_code", "failure_message", "settled_at"])
+    row.settled_at = timezone.now()
+    row.set_status(outcome, also=("failure_code", "failure_message", "settled_at"))
 
 
 def _reference_clash(batch_id, row_index: int) -> tuple[str, str] | None:

@@ -14,6 +14,10 @@ from orders import messages, registry
 from orders.models import Batch, BatchRow, Order, Product
 from orders.registry import Quote, RowErrors, SubmissionContext
 from orders.rows import REFERENCE_MAX_LENGTH, RowCleaner
+from orders.tasking import queue_task
+
+# Named, not imported: tasks import services, never the reverse.
+DISPATCH_TASK = "orders.tasks.dispatch_batch"
 
 COMMON_FIELDS = {"kind", "reference"}
 
@@ -132,12 +136,9 @@ def batch_retry_failed(*, batch: Batch, source: str = Batch.Source.API) -> Submi
 
 
 def _start_placing_on_commit(batch: Batch) -> None:
-    # Imported here because tasks import services: the module-level import would be circular.
-    from orders.tasks import dispatch_batch
-
     # robust: a broker that is down must not turn a recorded batch into an error page; the
     # recovery job dispatches batches that never started.
-    transaction.on_commit(lambda: dispatch_batch.delay(str(batch.pk)), robust=True)
+    transaction.on_commit(lambda: queue_task(DISPATCH_TASK, str(batch.pk)), robust=True)
 
 
 def _check_envelope(rows) -> None:

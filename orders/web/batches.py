@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from orders import selectors, services
+from orders import billing, selectors, services
 from orders.models import Batch, BatchRow, Order
 
 # While any of these is true the page keeps polling for news.
@@ -22,7 +22,7 @@ def _batch_context(request, batch: Batch) -> dict:
     progress = selectors.batch_progress(batch)
     settled = progress["placed"] + progress["failed"]
     orders = list(batch.orders.select_related("product", "fulfilment").order_by("row_index"))
-    payment = getattr(batch, "payment", None)
+    payment = billing.billing().bill_of(batch)
     live = (
         batch.status == Batch.Status.PLACING
         or (batch.status == Batch.Status.AWAITING_PAYMENT and request.GET.get("returned"))
@@ -42,7 +42,7 @@ def _batch_context(request, batch: Batch) -> dict:
 
 
 def _own_batch(request, batch_id) -> Batch:
-    return get_object_or_404(Batch.objects.select_related("payment"), pk=batch_id, owner=request.user)
+    return get_object_or_404(Batch, pk=batch_id, owner=request.user)
 
 
 @login_required
@@ -68,6 +68,8 @@ def batch_cancel(request, batch_id):
 
 @login_required
 def batch_list(request):
-    batches = Batch.objects.filter(owner=request.user).select_related("payment").order_by("-created_at")
+    batches = Batch.objects.filter(owner=request.user).order_by("-created_at")
     page = Paginator(batches, 20).get_page(request.GET.get("page"))
-    return render(request, "orders/batch_list.html", {"page": page})
+    bills = billing.billing().bills([batch.pk for batch in page.object_list])
+    rows = [(batch, bills.get(batch.pk)) for batch in page.object_list]
+    return render(request, "orders/batch_list.html", {"page": page, "rows": rows})

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from payments import services
 from payments.models import Payment, PaymentAllocation, Refund
 
 
@@ -16,18 +17,20 @@ class RefundSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Refund
-        fields = ["id", "order", "amount", "status", "reason", "created_at"]
+        fields = ["id", "reference", "order", "amount", "status", "reason", "created_at"]
 
 
 class PaymentSerializer(serializers.ModelSerializer):
     batch = serializers.UUIDField(source="batch_id")
     orders = AllocationSerializer(source="allocations", many=True)
     refunds = RefundSerializer(many=True)
+    pay_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Payment
         fields = [
             "id",
+            "reference",
             "batch",
             "status",
             "amount",
@@ -41,6 +44,9 @@ class PaymentSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_pay_url(self, payment) -> str:
+        return services.payment_pay_url(payment)
 
 
 class RefundRequestSerializer(serializers.Serializer):

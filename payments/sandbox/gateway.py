@@ -9,7 +9,11 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
+from orders.tasking import queue_task
 from payments.sandbox.models import SandboxCharge, SandboxNotification, SandboxRefund
+
+# Named, not imported: tasks import this module's neighbours, never the reverse.
+DELIVERY_TASK = "payments.sandbox.tasks.deliver_notification"
 
 
 class GatewayRefused(Exception):
@@ -53,16 +57,24 @@ def charge_decide(*, charge_reference: str, pay: bool) -> SandboxCharge:
     return charge
 
 
-def refund_create(*, merchant_reference: str, amount: Decimal) -> SandboxRefund:
+def refund_create(*, merchant_reference: str, merchant_refund_reference: str, amount: Decimal) -> SandboxRefund:
+    """Refund part of a paid charge. Idempotent per merchant refund reference, as real gateways are."""
     with transaction.atomic():
         charge = SandboxCharge.objects.select_for_update().get(merchant_reference=merchant_reference)
+        existing = charge.refunds.filter(merchant_reference=merchant_refund_reference).first()
+        if existing is not None:
+            return existing
         if charge.status != SandboxCharge.Status.PAID:
             raise GatewayRefused("only a paid charge can be refunded")
         refunded = sum((refund.amount for refund in charge.refunds.all()), Decimal("0"))
         if refunded + amount > charge.amount:
             raise GatewayRefused("refunds would exceed the charge")
-        refund = SandboxRefund.objects.create(charge=charge, amount=amount)
-        _notify(charge, "refund.succeeded", amount, refund_reference=refund.reference)
+        refund = SandboxRefund.objects.create(
+            charge=charge, amount=amount, merchant_reference=merchant_refund_reference
+        )
+        # The notification names the refund by the merchant's number, which the merchant recorded
+        # before asking: it can never arrive before the merchant knows the refund.
+        _notify(charge, "refund.succeeded", amount, refund_reference=merchant_refund_reference)
     return refund
 
 
@@ -74,10 +86,8 @@ def charge_status(*, merchant_reference: str) -> dict | None:
 
 
 def _notify(charge: SandboxCharge, event_type: str, amount: Decimal, **extra) -> None:
-    from payments.sandbox.tasks import deliver_notification  # tasks import this module
-
     notification = SandboxNotification(charge=charge, type=event_type)
     data = {"reference": charge.merchant_reference, "amount": f"{amount:.2f}", "currency": charge.currency, **extra}
     notification.body = json.dumps({"id": notification.event_id, "type": event_type, "data": data})
     notification.save()
-    deliver_notification.delay_on_commit(notification.pk)
+    transaction.on_commit(lambda: queue_task(DELIVERY_TASK, notification.pk))

@@ -1,5 +1,6 @@
 from rest_framework.test import APIClient
 
+from orders import services
 from tests.factories import UserFactory
 
 
@@ -12,9 +13,35 @@ def test_a_customer_sees_their_payment_with_its_allocations(api_client, placed_b
     assert body["status"] == "pending"
     assert body["amount"] == "60.00" and body["refunded_amount"] == "0.00" and body["currency"] == "CNY"
     assert sorted(allocation["amount"] for allocation in body["orders"]) == ["10.00", "20.00", "30.00"]
-    assert body["pay_url"].startswith("http")
+    assert body["reference"] == payment.reference
+    assert body["pay_url"].endswith(f"/payments/pay/{payment.reference}/")
     batch_body = api_client.get(f"/api/v1/batches/{batch.pk}/").json()
     assert batch_body["payment"]["pay_url"] == body["pay_url"]
+    assert batch_body["payment"]["reference"] == payment.reference
+
+
+def test_the_pay_url_leads_to_the_gateway_while_the_payment_can_be_paid(client, placed_batch):
+    batch = placed_batch()
+    payment = batch.payment
+    assert payment.gateway_url == ""  # nothing was sent to the gateway before the customer wants to pay
+
+    first = client.get(f"/payments/pay/{payment.reference}/")
+    again = client.get(f"/payments/pay/{payment.reference}/")
+
+    payment.refresh_from_db()
+    assert first.status_code == again.status_code == 302
+    assert first["Location"] == again["Location"] == payment.gateway_url
+    assert "/gateway/sandbox/" in payment.gateway_url
+
+
+def test_the_pay_url_of_a_cancelled_payment_leads_back_to_the_batch(client, placed_batch):
+    batch = placed_batch()
+    services.batch_cancel(batch_id=batch.pk, owner=batch.owner)
+
+    response = client.get(f"/payments/pay/{batch.payment.reference}/")
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/batches/{batch.pk}/"
 
 
 def test_another_customers_payment_answers_404(api_client, placed_batch):

@@ -10,6 +10,7 @@ from payments.models import GatewayEvent, Payment
 from payments.sandbox import gateway
 from payments.tasks import expire_unpaid_payments, reconcile_pending_payments
 from tests.payments.conftest import gateway_event
+from tests.payments.sandbox import charge_reference
 
 
 @pytest.fixture
@@ -63,8 +64,7 @@ def test_a_late_success_after_expiry_is_recorded_and_flagged_not_applied(batch, 
 
 def test_a_payment_paid_at_the_gateway_whose_notification_was_lost_is_applied_by_reconciliation(batch):
     # given: the customer paid, but the notification never left the gateway (on_commit never fires here)
-    charge_reference = batch.payment.pay_url.rstrip("/").rsplit("/", 1)[1]
-    gateway.charge_decide(charge_reference=charge_reference, pay=True)
+    gateway.charge_decide(charge_reference=charge_reference(batch.payment), pay=True)
     overdue(batch.payment, minutes=-30)  # old enough to reconcile, not yet due to expire
 
     outcome = reconcile_pending_payments()
@@ -76,8 +76,7 @@ def test_a_payment_paid_at_the_gateway_whose_notification_was_lost_is_applied_by
 
 
 def test_expiry_asks_the_gateway_first_and_applies_a_payment_it_reports_paid(batch):
-    charge_reference = batch.payment.pay_url.rstrip("/").rsplit("/", 1)[1]
-    gateway.charge_decide(charge_reference=charge_reference, pay=True)
+    gateway.charge_decide(charge_reference=charge_reference(batch.payment), pay=True)
     overdue(batch.payment)
 
     outcome = expire_unpaid_payments()
@@ -88,6 +87,15 @@ def test_expiry_asks_the_gateway_first_and_applies_a_payment_it_reports_paid(bat
 
 
 def test_a_pending_payment_the_gateway_still_has_open_stays_pending(batch):
+    charge_reference(batch.payment)  # the customer opened the gateway's page and left it
     overdue(batch.payment, minutes=-30)
 
     assert reconcile_pending_payments() == {str(batch.payment.pk): "gateway says open"}
+    assert Payment.objects.get(pk=batch.payment.pk).status == Payment.Status.PENDING
+
+
+def test_a_pending_payment_the_gateway_never_saw_stays_pending(batch):
+    overdue(batch.payment, minutes=-30)
+
+    assert reconcile_pending_payments() == {str(batch.payment.pk): "gateway says unknown"}
+    assert Payment.objects.get(pk=batch.payment.pk).status == Payment.Status.PENDING

@@ -12,6 +12,7 @@ from payments.models import GatewayEvent, Payment, Refund
 from payments.sandbox.models import SandboxCharge, SandboxNotification
 from tests.factories import UserFactory
 from tests.orders.factories import ProductFactory
+from tests.payments.sandbox import gateway_path
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def place_via_api(api_client, wait_for_batch, rows):
 
 
 def pay_on_gateway_page(client, payment, decision="pay"):
-    path = urlsplit(payment.pay_url).path
+    path = gateway_path(payment)
     page = client.get(path)
     assert page.status_code == 200
     return client.post(path, {"decision": decision})
@@ -53,7 +54,7 @@ def test_a_20_order_batch_is_one_payment_paid_through_the_gateway_page(
         payment.amount == sum(order.amount for order in orders) == Decimal("4.35") * sum(q % 4 + 1 for q in range(20))
     )
 
-    page = client.get(urlsplit(payment.pay_url).path)
+    page = client.get(gateway_path(payment))
     assert f"{payment.amount} CNY".encode() in page.content
     assert page.content.count(b"goods") == 20  # every order is listed on the gateway's page
     response = pay_on_gateway_page(client, payment)
@@ -80,6 +81,7 @@ def test_a_notification_the_site_could_not_take_is_delivered_by_a_retry(
     ProductFactory(sku="CARD", unit_price=Decimal("4.35"))
     batch = place_via_api(api_client, wait_for_batch, [{"kind": "goods", "sku": "CARD"}])
     payment = Payment.objects.get(batch=batch)
+    gateway_path(payment)  # the customer opened the pay page: the gateway knows the payment
     charge = SandboxCharge.objects.get(merchant_reference=payment.reference)
     real_notify_url = charge.notify_url
     # the site's webhook is unreachable for the first delivery

@@ -1,0 +1,34 @@
+"""The payments app as the orders app's `Billing` (orders/billing.py): registered in PaymentsConfig.ready()."""
+
+from __future__ import annotations
+
+from orders.billing import Bill, Billing
+from payments import services
+from payments.models import Payment
+
+
+class PaymentsBilling(Billing):
+    def bill_batch(self, *, batch, orders) -> None:
+        services.payment_create_for_batch(batch=batch, orders=orders)
+
+    def cancel_bill(self, *, batch) -> None:
+        services.payment_cancel_for_batch(batch=batch)
+
+    def bills(self, batch_ids) -> dict:
+        return {payment.batch_id: _bill(payment) for payment in Payment.objects.filter(batch_id__in=list(batch_ids))}
+
+    def refund_order(self, *, order, reason: str) -> None:
+        services.payment_refund_order(order=order, reason=reason)
+
+
+def _bill(payment: Payment) -> Bill:
+    return Bill(
+        id=payment.pk,
+        reference=payment.reference,
+        status=payment.status,
+        amount=payment.amount,
+        refunded_amount=payment.refunded_amount,
+        currency=payment.currency,
+        pay_url=services.payment_pay_url(payment),
+        expires_at=payment.expires_at,
+    )

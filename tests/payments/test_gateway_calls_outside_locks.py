@@ -1,0 +1,164 @@
+"""No gateway call while a row lock is held: a gateway that takes its time (here: until the test releases it)
+must not stop anyone else from locking the batch, its payment or its orders.
+
+Each gateway operation runs in a thread of its own (its own database connection) while the test, in
+another transaction, takes the locks with PostgreSQL's lock_timeout at one second."""
+
+import threading
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+
+from config.celery import app as celery_app
+from orders import locking
+from orders.models import Batch, Order
+from payments import providers, services
+from payments.models import Payment, Refund
+from payments.providers import GatewayState, SandboxProvider
+from payments.sandbox import gateway
+from tests.payments.sandbox import charge_reference
+
+LOCK_TIMEOUT = "1s"
+
+
+class BlockingProvider(SandboxProvider):
+    """The sandbox, except that every call waits until the test lets it go."""
+
+    name = "blocking"
+
+    def __init__(self):
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def _block(self):
+        self.entered.set()
+        assert self.release.wait(timeout=30), "the test never released the gateway"
+
+    def create(self, payment, orders):
+        self._block()
+        return super().create(payment, orders)
+
+    def refund(self, refund):
+        self._block()
+        return super().refund(refund)
+
+    def query(self, payment):
+        self._block()
+        return GatewayState.OPEN
+
+
+@pytest.fixture
+def blocking_provider(monkeypatch):
+    provider = BlockingProvider()
+    monkeypatch.setitem(providers._PROVIDERS, provider.name, provider)
+    yield provider
+    provider.release.set()
+
+
+@contextmanager
+def running_in_a_thread(call):
+    """Run `call` in another thread with its own connection; re-raise what it raised when the block ends."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except Exception as error:  # handed to the test thread below
+            outcome["error"] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        yield outcome
+    finally:
+        thread.join(timeout=30)
+    if "error" in outcome:
+        raise outcome["error"]
+
+
+def lock_everything_within_a_second(batch: Batch) -> None:
+    """Take every lock the payment path takes, failing if any is held by someone else for over a second."""
+    with locking.transaction():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        locking.lock_one(Batch.objects.filter(pk=batch.pk))
+        locking.lock_one(Payment.objects.filter(batch=batch))
+        locking.lock_all(Order.objects.filter(batch=batch))
+        locking.lock_all(Refund.objects.filter(payment__batch=batch))
+
+
+def use_provider(batch, provider):
+    Payment.objects.filter(batch=batch).update(provider=provider.name)
+
+
+def pay(batch):
+    """Paid at the sandbox, and the payment applied here as its notification would."""
+    gateway.charge_decide(charge_reference=charge_reference(batch.payment), pay=True)
+    celery_app.control.purge()  # the notification itself is not needed
+    with locking.transaction():
+        locked_batch = locking.lock_one(Batch.objects.filter(pk=batch.pk))
+        payment = locking.lock_one(Payment.objects.filter(batch=batch))
+        services.payment_apply_success(locked_batch, payment)
+
+
+def test_registering_a_payment_with_a_slow_gateway_holds_no_lock(transactional_db, placed_batch, blocking_provider):
+    batch = placed_batch()
+    use_provider(batch, blocking_provider)
+
+    with running_in_a_thread(lambda: services.payment_checkout(reference=batch.payment.reference)) as outcome:
+        assert blocking_provider.entered.wait(timeout=10)
+        lock_everything_within_a_second(batch)
+        blocking_provider.release.set()
+
+    assert outcome["value"].startswith("http")
+
+
+def test_asking_a_slow_gateway_for_a_refund_holds_no_lock(transactional_db, placed_batch, blocking_provider):
+    batch = placed_batch()
+    pay(batch)
+    use_provider(batch, blocking_provider)
+    order = batch.orders.first()
+
+    with running_in_a_thread(lambda: services.payment_refund_order(order=order, reason="test")) as outcome:
+        assert blocking_provider.entered.wait(timeout=10)
+        lock_everything_within_a_second(batch)
+        # The refund was recorded before the gateway was asked: a crash now would leave it to be asked again.
+        assert Refund.objects.get(order=order).status == Refund.Status.PENDING
+        blocking_provider.release.set()
+
+    assert outcome["value"].provider_reference
+
+
+def test_reconciling_with_a_slow_gateway_holds_no_lock(transactional_db, placed_batch, blocking_provider):
+    batch = placed_batch()
+    use_provider(batch, blocking_provider)
+
+    with running_in_a_thread(lambda: services.payment_reconcile(payment_id=batch.payment.pk)) as outcome:
+        assert blocking_provider.entered.wait(timeout=10)
+        lock_everything_within_a_second(batch)
+        blocking_provider.release.set()
+
+    assert outcome["value"] == "gateway says open"
+
+
+def test_the_lock_check_itself_notices_a_lock_held_elsewhere(transactional_db, placed_batch):
+    """The helper above must be able to fail: a lock held by another transaction makes it time out."""
+    batch = placed_batch()
+    holding, done = threading.Event(), threading.Event()
+
+    def hold_the_batch():
+        with locking.transaction():
+            locking.lock_one(Batch.objects.filter(pk=batch.pk))
+            holding.set()
+            done.wait(timeout=30)
+
+    with running_in_a_thread(hold_the_batch):
+        assert holding.wait(timeout=10)
+        try:
+            with pytest.raises(Exception, match="lock timeout"):
+                lock_everything_within_a_second(batch)
+        finally:
+            done.set()
