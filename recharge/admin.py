@@ -1,8 +1,8 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from recharge import services
 from orders.admin import StatusChangeInline
+from recharge import services
 from recharge.models import CarrierDiscount, Fulfilment, FulfilmentStatusChange, UpstreamAttempt
 from recharge.tasks import fulfil_order
 
