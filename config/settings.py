@@ -247,6 +247,8 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "placing", "payments", "fulfilment")]
 CELERY_TASK_ROUTES = {
+    # Not behind a long placing backlog: it is what gets work moving again after an outage.
+    "orders.tasks.publish_outbox": {"queue": "default"},
     "orders.tasks.*": {"queue": "placing"},
     "payments.tasks.*": {"queue": "payments"},
     "payments.sandbox.tasks.*": {"queue": "payments"},
@@ -258,6 +260,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.recover_stuck_batches",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    "publish-outbox": {
+        "task": "orders.tasks.publish_outbox",
+        "schedule": 2.0,
+        "options": {"expires": 2},
     },
     "reconcile-pending-payments": {
         "task": "payments.tasks.reconcile_pending_payments",
@@ -304,6 +311,9 @@ RECHARGE_UPSTREAM = env.str("RECHARGE_UPSTREAM", default="sandbox")
 RECHARGE_MAX_ATTEMPTS = env.int("RECHARGE_MAX_ATTEMPTS", default=3)
 RECHARGE_RETRY_BASE_SECONDS = env.float("RECHARGE_RETRY_BASE_SECONDS", default=10.0)
 RECHARGE_QUERY_DELAY_SECONDS = env.float("RECHARGE_QUERY_DELAY_SECONDS", default=30.0)
+# A fulfilment whose next step is this overdue lost its task (a killed worker, a broker restart) and is
+# re-driven; an attempt "in progress" this long died with its worker. An upstream call must time out sooner.
+RECHARGE_REDRIVE_AFTER_SECONDS = env.float("RECHARGE_REDRIVE_AFTER_SECONDS", default=60.0)
 RECHARGE_FACE_VALUES = [
     Decimal(v) for v in env.list("RECHARGE_FACE_VALUES", default=["10", "20", "30", "50", "100", "200", "300", "500"])
 ]

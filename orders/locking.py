@@ -8,6 +8,7 @@ these helpers inside `transaction()`, and each model states its place in the ord
     30  payments.Payment          (the batch's merged payment)
     40  orders.Order              (many at once, by primary key)
     50  records kept per order by the apps above: refunds, and the like
+    90  orders.OutboxMessage      (work promised by a commit, claimed by the publisher alone)
 
 A lock on a lower rank after a higher one in the same transaction raises `LockOrderViolation` at once, in
 every environment: the lock order is code, not a docstring. Stock is taken by conditional UPDATEs that lock
@@ -65,10 +66,14 @@ def lock_first(queryset: models.QuerySet[ModelT]) -> ModelT | None:
     return queryset.select_for_update(of=("self",)).order_by("pk").first()
 
 
-def lock_all(queryset: models.QuerySet[ModelT]) -> list[ModelT]:
-    """Lock every row the queryset names, in primary-key order (two callers locking overlapping sets agree)."""
+def lock_all(queryset: models.QuerySet[ModelT], *, skip_locked: bool = False, limit: int | None = None) -> list[ModelT]:
+    """Lock every row the queryset names, in primary-key order (two callers locking overlapping sets agree).
+
+    With skip_locked, rows another transaction holds are left out instead of waited for (work queues).
+    """
     _take(queryset.model)
-    return list(queryset.select_for_update(of=("self",)).order_by("pk"))
+    locked = queryset.select_for_update(of=("self",), skip_locked=skip_locked).order_by("pk")
+    return list(locked[:limit] if limit is not None else locked)
 
 
 def _take(model: type[models.Model]) -> None:

@@ -255,3 +255,28 @@ class OrderStatusChange(StatusChange):
     class Meta(StatusChange.Meta):
         verbose_name = _("order status change")
         verbose_name_plural = _("order status changes")
+
+
+class OutboxMessage(models.Model):
+    """A task run that a committed change promised (orders/outbox.py): kept until the broker has it."""
+
+    LOCK_RANK = 90
+
+    task = models.CharField(_("task"), max_length=200)
+    args = models.JSONField(_("arguments"), default=list)
+    due_at = models.DateTimeField(_("due"), default=timezone.now)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    published_at = models.DateTimeField(_("published"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(_("failed publishes"), default=0)
+    last_error = models.CharField(_("last error"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("outbox message")
+        verbose_name_plural = _("outbox messages")
+        indexes = [
+            models.Index(fields=["created_at"], name="outbox_waiting", condition=Q(published_at__isnull=True)),
+        ]
+
+    def __str__(self):
+        state = "published" if self.published_at else "waiting"
+        return f"{self.task}{tuple(self.args)} ({state})"

@@ -7,7 +7,8 @@ from datetime import timedelta
 from celery import chord, shared_task
 from django.db import OperationalError
 
-from orders import selectors, services
+from orders import outbox, selectors, services
+from orders.outbox import queue_task
 
 logger = logging.getLogger(__name__)
 
@@ -67,5 +68,13 @@ def redrive_batch(batch_id) -> str:
     """Finish one placing batch from the database, or dispatch its chord again if rows are unsettled."""
     if services.batch_recover(batch_id=batch_id):
         return "finished"
-    dispatch_batch.delay(str(batch_id))
+    queue_task(services.DISPATCH_TASK, str(batch_id))
     return "redispatched"
+
+
+@shared_task
+def publish_outbox() -> int:
+    """Periodic: publish the work that commits promised while the broker could not take it."""
+    published = outbox.publish_due()
+    outbox.purge_published()
+    return published

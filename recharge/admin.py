@@ -4,7 +4,6 @@ from django.utils.translation import gettext_lazy as _
 from orders.admin import StatusChangeInline
 from recharge import services
 from recharge.models import CarrierDiscount, Fulfilment, FulfilmentStatusChange, UpstreamAttempt
-from recharge.tasks import fulfil_order
 
 
 @admin.register(CarrierDiscount)
@@ -41,7 +40,6 @@ class FulfilmentAdmin(admin.ModelAdmin):
             except services.FulfilmentError as refused:
                 self.message_user(request, f"{fulfilment.order.number}: {refused}", messages.ERROR)
             else:
-                fulfil_order.delay_on_commit(fulfilment.order_id)
                 self.message_user(request, _("%(number)s: top-up retried") % {"number": fulfilment.order.number})
 
     def has_add_permission(self, request):

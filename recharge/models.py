@@ -58,6 +58,8 @@ class Fulfilment(Stateful, models.Model):
     queries = models.PositiveSmallIntegerField(_("status queries"), default=0)
     upstream_reference = models.CharField(_("upstream reference"), max_length=64, blank=True)
     last_error = models.CharField(_("last error"), max_length=255, blank=True)
+    # When the next step (a retry, a status query) is due: past it by the re-drive delay, its task was lost.
+    next_step_at = models.DateTimeField(_("next step due"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

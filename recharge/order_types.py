@@ -18,7 +18,6 @@ from orders.rows import RowCleaner
 from recharge import messages, services
 from recharge.models import CarrierDiscount
 from recharge.numbers import InvalidNumber, parse_mobile
-from recharge.tasks import fulfil_order
 
 DEFAULT_ACCOUNT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{3,63}"
 
@@ -37,8 +36,6 @@ class RechargeFulfilment:
 
     def after_payment(self, orders: list[Order]) -> None:
         services.fulfilment_start(orders=orders)
-        for order in orders:
-            fulfil_order.delay_on_commit(order.pk)
 
 
 class MobileTopUpType(RechargeFulfilment, OrderType):

@@ -1,23 +1,25 @@
 """Fulfilment of paid recharge orders: top up through the upstream provider, retry with backoff, settle
 unknown outcomes by querying, and refund the order's share when the top-up finally fails.
 
-Each function returns the next step for the task layer: DONE, RETRY (top up again after a delay) or
-QUERY (ask the upstream what happened, after a delay). The database row of the fulfilment is the source of truth; the
-upstream's idempotency key (the order number) makes a repeated top-up harmless.
+Each step records what comes next in the same transaction as its outcome, as a task in the outbox
+(orders/outbox.py): top up again after a delay, ask the upstream what happened after a delay, or nothing.
+The database row of the fulfilment is the source of truth; the upstream's idempotency key (the order
+number) makes a repeated top-up harmless. Each function returns what it did, for the task's log.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from orders import locking
 from orders.models import Order
+from orders.outbox import queue_task
 from payments import services as payment_services
 from recharge import messages
 from recharge.models import Fulfilment, UpstreamAttempt
@@ -25,18 +27,9 @@ from recharge.upstream import Outcome, TopUpResult, get_upstream
 
 logger = logging.getLogger(__name__)
 
-DONE, RETRY, QUERY = "done", "retry", "query"
-
-
-@dataclass(frozen=True)
-class NextStep:
-    action: str
-    delay: float = 0
-
-
-FINISHED = NextStep(DONE)
-# An attempt that has been "in progress" this long died with its worker; another may take over.
-STALE_ATTEMPT = timedelta(minutes=2)
+# Named, not imported: tasks import services, never the reverse.
+TOP_UP_TASK = "recharge.tasks.fulfil_order"
+QUERY_TASK = "recharge.tasks.query_fulfilment"
 
 
 class FulfilmentError(Exception):
@@ -46,21 +39,27 @@ class FulfilmentError(Exception):
 def fulfilment_start(*, orders: list[Order]) -> list[Fulfilment]:
     """Paid recharge orders start fulfilling. Inside the payment's transaction, the orders locked."""
     Order.bulk_set_status(orders, Order.Status.FULFILLING, note="top-up started")
-    return Fulfilment.objects.bulk_create([Fulfilment(order=order) for order in orders], ignore_conflicts=True)
+    fulfilments = Fulfilment.objects.bulk_create([Fulfilment(order=order) for order in orders], ignore_conflicts=True)
+    for order in orders:
+        queue_task(TOP_UP_TASK, order.pk)
+    return fulfilments
 
 
-def fulfilment_attempt(*, order_id: int) -> NextStep:
+def fulfilment_attempt(*, order_id: int) -> str:
     with locking.transaction():
         fulfilment = locking.lock_one(Fulfilment.objects.select_related("order").filter(order_id=order_id))
         if fulfilment.status in (Fulfilment.Status.SUCCEEDED, Fulfilment.Status.FAILED):
-            return FINISHED
+            return "already settled"
         if fulfilment.status == Fulfilment.Status.UNKNOWN:
-            return NextStep(QUERY)  # the last top-up may have gone through: find out before trying again
+            # The last top-up may have gone through: find out before trying again.
+            queue_task(QUERY_TASK, order_id)
+            return "query first"
         if (
             fulfilment.status == Fulfilment.Status.IN_PROGRESS
-            and timezone.now() - fulfilment.updated_at < STALE_ATTEMPT
+            # An attempt "in progress" longer than the re-drive delay died with its worker; take over.
+            and timezone.now() - fulfilment.updated_at < timedelta(seconds=settings.RECHARGE_REDRIVE_AFTER_SECONDS)
         ):
-            return FINISHED  # a redelivered task while the first is still talking to the upstream
+            return "in progress elsewhere"  # a redelivered task while the first still talks to the upstream
         fulfilment.attempts += 1
         fulfilment.set_status(Fulfilment.Status.IN_PROGRESS, note=f"attempt {fulfilment.attempts}", also=("attempts",))
     order = fulfilment.order
@@ -71,10 +70,10 @@ def fulfilment_attempt(*, order_id: int) -> NextStep:
     return _settle(order_id, Fulfilment.Status.IN_PROGRESS, UpstreamAttempt.Call.TOP_UP, result)
 
 
-def fulfilment_query(*, order_id: int) -> NextStep:
+def fulfilment_query(*, order_id: int) -> str:
     fulfilment = Fulfilment.objects.select_related("order").get(order_id=order_id)
     if fulfilment.status != Fulfilment.Status.UNKNOWN:
-        return FINISHED
+        return "already settled"
     result = get_upstream().query(idempotency_key=fulfilment.order.number)
     return _settle(order_id, Fulfilment.Status.UNKNOWN, UpstreamAttempt.Call.QUERY, result)
 
@@ -89,9 +88,10 @@ def fulfilment_retry(*, order_id: int) -> None:
             raise FulfilmentError(str(messages.CANNOT_RETRY).format(status=status))
         fulfilment.attempts = 0
         fulfilment.set_status(Fulfilment.Status.PENDING, note="retried by staff", also=("attempts",))
+        queue_task(TOP_UP_TASK, order_id)
 
 
-def _settle(order_id: int, expected_status: str, call: str, result: TopUpResult) -> NextStep:
+def _settle(order_id: int, expected_status: str, call: str, result: TopUpResult) -> str:
     with locking.transaction():
         order = locking.lock_one(Order.objects.filter(pk=order_id))
         fulfilment = locking.lock_one(Fulfilment.objects.filter(order_id=order_id))
@@ -103,7 +103,7 @@ def _settle(order_id: int, expected_status: str, call: str, result: TopUpResult)
             message=result.message[:255],
         )
         if fulfilment.status != expected_status:
-            return FINISHED  # settled meanwhile by a redelivered task
+            return "already settled"  # meanwhile, by a redelivered task
         if call == UpstreamAttempt.Call.QUERY:
             fulfilment.queries += 1
         if result.outcome == Outcome.SUCCESS:
@@ -114,20 +114,26 @@ def _settle(order_id: int, expected_status: str, call: str, result: TopUpResult)
                 also=("upstream_reference", "last_error", "queries"),
             )
             order.set_status(Order.Status.FULFILLED, note=f"topped up: {result.reference}")
-            return FINISHED
+            return "topped up"
         fulfilment.last_error = result.message[:255]
         if result.outcome == Outcome.UNKNOWN:
-            fulfilment.set_status(Fulfilment.Status.UNKNOWN, note=result.message, also=("last_error", "queries"))
-            return NextStep(QUERY, settings.RECHARGE_QUERY_DELAY_SECONDS)
+            fulfilment.set_status(
+                Fulfilment.Status.UNKNOWN, note=result.message, also=("last_error", "queries", "next_step_at")
+            )
+            _queue_next(fulfilment, QUERY_TASK, delay=settings.RECHARGE_QUERY_DELAY_SECONDS)
+            return "outcome unknown; query queued"
         # The upstream says the account was not credited: try again, or give up and refund.
         if fulfilment.attempts < settings.RECHARGE_MAX_ATTEMPTS:
-            fulfilment.set_status(Fulfilment.Status.PENDING, note=result.message, also=("last_error", "queries"))
-            return NextStep(RETRY, _retry_delay(fulfilment.attempts))
+            _queue_next(fulfilment, TOP_UP_TASK, delay=_retry_delay(fulfilment.attempts))
+            fulfilment.set_status(
+                Fulfilment.Status.PENDING, note=result.message, also=("last_error", "queries", "next_step_at")
+            )
+            return "failed; retry queued"
         fulfilment.set_status(Fulfilment.Status.FAILED, note=result.message, also=("last_error", "queries"))
     # The failure is committed: the refund is recorded and requested on its own (the payment is locked
     # before the order there). If this process dies first, `fulfilments_to_refund` finds the fulfilment.
     fulfilment_refund(order_id=order_id)
-    return FINISHED
+    return "failed for good; refunded"
 
 
 def fulfilment_refund(*, order_id: int) -> None:
@@ -165,11 +171,22 @@ def _retry_delay(attempts: int) -> float:
     return min(settings.RECHARGE_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), 600)
 
 
-def fulfilments_to_redrive(*, older_than: timedelta) -> list[tuple[int, str]]:
-    """Fulfilments whose task was lost: still open and untouched for a while. (order id, next step)."""
-    cutoff = timezone.now() - older_than
-    stuck = Fulfilment.objects.filter(
-        status__in=[Fulfilment.Status.PENDING, Fulfilment.Status.IN_PROGRESS, Fulfilment.Status.UNKNOWN],
-        updated_at__lte=cutoff,
-    ).values_list("order_id", "status")
-    return [(order_id, QUERY if status == Fulfilment.Status.UNKNOWN else RETRY) for order_id, status in stuck[:1000]]
+def _queue_next(fulfilment: Fulfilment, task: str, *, delay: float) -> None:
+    """Queue the next step with the outcome that called for it; the caller saves `next_step_at`."""
+    fulfilment.next_step_at = timezone.now() + timedelta(seconds=delay)
+    queue_task(task, fulfilment.order_id, delay=delay)
+
+
+def fulfilments_redrive(*, overdue_by: timedelta) -> int:
+    """Queue the next step of open fulfilments whose next step is overdue: its task was lost."""
+    cutoff = timezone.now() - overdue_by
+    stuck = (
+        Fulfilment.objects.filter(
+            status__in=[Fulfilment.Status.PENDING, Fulfilment.Status.IN_PROGRESS, Fulfilment.Status.UNKNOWN]
+        )
+        .filter(Q(next_step_at__lte=cutoff) | Q(next_step_at__isnull=True, updated_at__lte=cutoff))
+        .values_list("order_id", "status")[:1000]
+    )
+    for order_id, status in stuck:
+        queue_task(QUERY_TASK if status == Fulfilment.Status.UNKNOWN else TOP_UP_TASK, order_id)
+    return len(stuck)

@@ -10,6 +10,7 @@ from orders.services.lifecycle import (
 )
 from orders.services.placing import order_place
 from orders.services.submission import (
+    DISPATCH_TASK,
     IdempotencyConflict,
     Submission,
     SubmissionRejected,
@@ -19,6 +20,7 @@ from orders.services.submission import (
 )
 
 __all__ = [
+    "DISPATCH_TASK",
     "BatchError",
     "IdempotencyConflict",
     "Submission",

@@ -12,9 +12,9 @@ from django.db import IntegrityError, transaction
 
 from orders import messages, registry
 from orders.models import Batch, BatchRow, Order, Product
+from orders.outbox import queue_task
 from orders.registry import Quote, RowErrors, SubmissionContext
 from orders.rows import REFERENCE_MAX_LENGTH, RowCleaner
-from orders.tasking import queue_task
 
 # Named, not imported: tasks import services, never the reverse.
 DISPATCH_TASK = "orders.tasks.dispatch_batch"
@@ -113,7 +113,7 @@ def batch_submit(
                 retry_of=retry_of,
             )
             BatchRow.objects.bulk_create([_row_record(batch, verdict) for verdict in verdicts], batch_size=1000)
-            _start_placing_on_commit(batch)
+            queue_task(DISPATCH_TASK, str(batch.pk))  # placing starts once this commits
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one created the batch.
         if idempotency_key:
@@ -133,12 +133,6 @@ def batch_retry_failed(*, batch: Batch, source: str = Batch.Source.API) -> Submi
         raise SubmissionRejected({"detail": str(messages.NOTHING_TO_RETRY)})
     rows = [_resubmittable(row) for row in failed]
     return batch_submit(owner=batch.owner, rows=rows, skip_invalid=True, source=source, retry_of=batch)
-
-
-def _start_placing_on_commit(batch: Batch) -> None:
-    # robust: a broker that is down must not turn a recorded batch into an error page; the
-    # recovery job dispatches batches that never started.
-    transaction.on_commit(lambda: queue_task(DISPATCH_TASK, str(batch.pk)), robust=True)
 
 
 def _check_envelope(rows) -> None:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from orders.tasking import queue_task
+from orders.outbox import queue_task
 from payments.sandbox.models import SandboxCharge, SandboxNotification, SandboxRefund
 
 # Named, not imported: tasks import this module's neighbours, never the reverse.
@@ -90,4 +90,4 @@ def _notify(charge: SandboxCharge, event_type: str, amount: Decimal, **extra) ->
     data = {"reference": charge.merchant_reference, "amount": f"{amount:.2f}", "currency": charge.currency, **extra}
     notification.body = json.dumps({"id": notification.event_id, "type": event_type, "data": data})
     notification.save()
-    transaction.on_commit(lambda: queue_task(DELIVERY_TASK, notification.pk))
+    queue_task(DELIVERY_TASK, notification.pk)

@@ -28,7 +28,7 @@ def record_without_dispatch(monkeypatch, user):
 
     def record(rows=ROWS):
         with monkeypatch.context() as patch:
-            patch.setattr("orders.services.submission._start_placing_on_commit", lambda batch: None)
+            patch.setattr("orders.services.submission.queue_task", lambda *task, **options: None)
             return services.batch_submit(owner=user, rows=rows).batch
 
     return record

@@ -3,7 +3,6 @@ notification travels through the real worker to the site's webhook (served by a 
 then does money move. Real worker, Redis, PostgreSQL and HTTP throughout."""
 
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 import pytest
 

@@ -31,12 +31,11 @@ def paid_top_up(transactional_db, user, carrier_discounts):
     ).batch
     services.order_place(batch_id=batch.pk, row_index=0)
     services.batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
-    # Paid, and its fulfilment started, as the payment's notification does, but without queueing the
-    # fulfilment task: this test drives the top-up itself.
-    with locking.transaction():
-        order = locking.lock_one(Order.objects.filter(batch=batch))
-        order.set_status(Order.Status.PAID)
-        recharge_services.fulfilment_start(orders=[order])
+    # Paid and fulfilling, as the payment's notification leaves it, but with no fulfilment task queued:
+    # this test drives the top-up itself.
+    Order.objects.filter(batch=batch).update(status=Order.Status.FULFILLING)
+    order = Order.objects.get(batch=batch)
+    Fulfilment.objects.create(order=order)
     return order
 
 
@@ -55,5 +54,5 @@ def test_a_slow_top_up_holds_no_lock_on_the_order_or_its_fulfilment(paid_top_up,
             assert fulfilment.status == Fulfilment.Status.IN_PROGRESS  # the attempt was recorded first
         slow.gate.release.set()
 
-    assert outcome["value"] == recharge_services.FINISHED
+    assert outcome["value"] == "topped up"
     assert Order.objects.get(pk=paid_top_up.pk).status == Order.Status.FULFILLED
