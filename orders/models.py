@@ -131,6 +131,13 @@ class BatchStatusChange(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
 
+    def __str__(self):
+        return _("Batch %(batch)s: %(old)s → %(new)s") % {
+            "batch": str(self.batch_id)[:8],
+            "old": self.old_status,
+            "new": self.new_status,
+        }
+
 
 class BatchRow(models.Model):
     """One submitted order component and what became of it: exactly one order or one recorded failure."""
@@ -262,3 +269,10 @@ class OrderStatusChange(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return _("Order %(number)s: %(old)s → %(new)s") % {
+            "number": self.order.number,
+            "old": self.old_status or "—",
+            "new": self.new_status,
+        }
