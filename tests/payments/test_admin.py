@@ -53,6 +53,9 @@ def test_the_page_of_a_5000_order_payment_summarises_the_orders_instead_of_listi
     assert first_order.number not in html
     link = re.search(r'<a href="([^"]+)" id="payment-allocations">', html).group(1)
     assert link == f"/admin/payments/paymentallocation/?payment__id__exact={big_payment.pk}"
+    refunds = re.search(r'<a href="([^"]+)" id="payment-refunds">', html).group(1)
+    assert refunds == f"/admin/payments/refund/?payment__id__exact={big_payment.pk}"
+    assert "2 refunds" in staff_client.get(refunds).content.decode()
 
 
 def test_each_orders_share_is_in_a_paged_list_of_the_payments_allocations(
