@@ -2,10 +2,14 @@
 
 Variables (see README "Configuration"): DEBUG, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL,
 CELERY_BROKER_URL, CELERY_RESULT_BACKEND, CELERY_TASK_ALWAYS_EAGER, SANDBOX_WEBHOOK_SECRET, BATCH_MAX_ROWS,
-PAYMENT_EXPIRY_MINUTES, BATCH_PLACING_TIMEOUT_SECONDS, BATCH_MAX_DISPATCHES. Secrets have no default unless DEBUG is on.
+PAYMENT_EXPIRY_MINUTES, BATCH_PLACING_TIMEOUT_SECONDS, BATCH_MAX_DISPATCHES, EMAIL_URL, DEFAULT_FROM_EMAIL,
+API_THROTTLE_TOKEN, LOGIN_FAILURE_LIMIT, LOGIN_LOCKOUT_MINUTES, LOGIN_SLOW_AFTER, LOGIN_SLOW_SECONDS,
+CAPTCHA_TIMEOUT_MINUTES, CAPTCHA_FLITE_PATH. Secrets have no default unless DEBUG is on.
 """
 
+import shutil
 import warnings
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -53,7 +57,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",
+    "captcha",
     "config.apps.ProjectConfig",
+    "accounts",
     "orders",
     "payments",
     "payments.sandbox.apps.SandboxGatewayConfig",
@@ -71,6 +78,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a login refused for repeated failures into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -139,6 +148,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
+# django-axes first: it refuses a locked-out account and address before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 
 LANGUAGE_CODE = "en"
@@ -161,6 +172,57 @@ STORAGES = {
         )
     },
 }
+
+
+# ------------------------------------------------------------------------------------------------
+# E-mail: the console in development, SMTP from EMAIL_URL in production
+# https://django-environ.readthedocs.io/en/latest/types.html#environ-env-email-url
+# e.g. EMAIL_URL=smtp+tls://user:password@smtp.example.com:587 (smtp+ssl:// for port 465)
+# ------------------------------------------------------------------------------------------------
+def _email_from_url(url: str) -> dict:
+    try:
+        config = env.email_url_config(url)
+    except ImproperlyConfigured as exc:
+        raise ImproperlyConfigured(f"EMAIL_URL is not a valid e-mail URL ({exc})") from None
+    return {key: value for key, value in config.items() if value not in (None, "")}
+
+
+globals().update(_email_from_url(env.str("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")))
+# A slow mail server must not hold a worker for minutes.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Batchpay <noreply@localhost>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+
+# ------------------------------------------------------------------------------------------------
+# Logging in: repeated failures are slowed, then locked out per account and address (accounts/lockout.py)
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+# ------------------------------------------------------------------------------------------------
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+# From this many failures on, each further password is checked only after a wait that doubles each time.
+LOGIN_SLOW_AFTER = env.int("LOGIN_SLOW_AFTER", default=3)
+LOGIN_SLOW_SECONDS = env.int("LOGIN_SLOW_SECONDS", default=2)
+LOGIN_SLOW_MAX_SECONDS = 60
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+# The pair, not each alone: someone guessing from elsewhere cannot lock a customer out of their account.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False  # no banner on every command: configuration errors must stay one line
+# The address is REMOTE_ADDR: behind a proxy every client has the proxy's, so the lockout is then per
+# account (see README, "Configuration").
+
+# ------------------------------------------------------------------------------------------------
+# The checkout's captcha (django-simple-captcha): a picture, a new one on request, and a spoken version
+# https://django-simple-captcha.readthedocs.io/en/latest/advanced.html
+# ------------------------------------------------------------------------------------------------
+# Long enough to fill in a large order form before answering.
+CAPTCHA_TIMEOUT = env.int("CAPTCHA_TIMEOUT_MINUTES", default=30)
+# The spoken version needs the flite speech synthesiser (Debian: apt-get install flite); without it the
+# checkout offers the picture alone.
+CAPTCHA_FLITE_PATH = env.str("CAPTCHA_FLITE_PATH", default=shutil.which("flite") or "") or None
 
 # ------------------------------------------------------------------------------------------------
 # Security (production values unless DEBUG; each can be overridden, e.g. behind a TLS proxy)
@@ -191,7 +253,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"user": env.str("API_THROTTLE_USER", default="600/minute")},
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("API_THROTTLE_USER", default="600/minute"),
+        # POST /api/v1/auth/token/ checks a password: per address, few attempts.
+        "token": env.str("API_THROTTLE_TOKEN", default="10/minute"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Batchpay API",

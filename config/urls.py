@@ -2,20 +2,20 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import accounts
 from config.health import healthz
 
 api_v1 = [
+    path("", include("accounts.api_urls")),
     path("", include("orders.api.urls")),
     path("", include("payments.api.urls")),
     path("", include("recharge.api.urls")),
 ]
 
 urlpatterns = [
-    path("", accounts.home, name="home"),
+    path("", include("accounts.urls")),
     path("", include("orders.web.urls")),
-    path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("captcha/", include("captcha.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),

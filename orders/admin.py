@@ -1,17 +1,50 @@
+from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from orders import billing, selectors
+from orders import billing, registry, selectors
+from orders.goods import ProductOrderType
 from orders.models import Batch, BatchRow, BatchRowStatusChange, BatchStatusChange, Order, OrderStatusChange, Product
 from orders.tasks import redrive_batch
 
 
+def product_kind_choices() -> list[tuple[str, str]]:
+    """The registered order types that sell products, so staff pick a kind instead of typing one."""
+    return [
+        (order_type.kind, order_type.label or order_type.kind)
+        for order_type in registry.all_types()
+        if isinstance(order_type, ProductOrderType)
+    ]
+
+
+class ProductForm(forms.ModelForm):
+    kind = forms.ChoiceField(label=_("kind"), choices=product_kind_choices)
+
+    class Meta:
+        model = Product
+        fields = ["sku", "name", "kind", "unit_price", "active", "stock", "attributes"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        current = self.instance.kind if self.instance.pk else None
+        if current and current not in dict(self.fields["kind"].choices):
+            # A product of a type no longer installed stays editable, and says why it cannot be sold.
+            unregistered = _("%(kind)s (not installed)") % {"kind": current}
+            self.fields["kind"].choices = [*self.fields["kind"].choices, (current, unregistered)]
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["sku", "name", "kind", "unit_price", "stock", "active"]
+    form = ProductForm
+    list_display = ["sku", "name", "kind_label", "unit_price", "stock", "active"]
     list_filter = ["kind", "active"]
     list_editable = ["active"]
     search_fields = ["sku", "name"]
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def kind_label(self, product):
+        order_type = registry.get(product.kind)
+        return order_type.label if order_type is not None and order_type.label else product.kind
 
 
 class StatusChangeInline(admin.TabularInline):

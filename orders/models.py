@@ -125,6 +125,13 @@ class BatchStatusChange(StatusChange):
         verbose_name = _("batch status change")
         verbose_name_plural = _("batch status changes")
 
+    def __str__(self):
+        return _("Batch %(batch)s: %(old)s → %(new)s") % {
+            "batch": str(self.batch_id)[:8],
+            "old": self.old_status,
+            "new": self.new_status,
+        }
+
 
 class BatchRow(Stateful, models.Model):
     """One submitted order component and what became of it: exactly one order or one recorded failure."""
@@ -255,6 +262,13 @@ class OrderStatusChange(StatusChange):
     class Meta(StatusChange.Meta):
         verbose_name = _("order status change")
         verbose_name_plural = _("order status changes")
+
+    def __str__(self):
+        return _("Order %(number)s: %(old)s → %(new)s") % {
+            "number": self.order.number,
+            "old": self.old_status or "—",
+            "new": self.new_status,
+        }
 
 
 class OutboxMessage(models.Model):

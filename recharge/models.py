@@ -69,7 +69,10 @@ class Fulfilment(Stateful, models.Model):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return _("Fulfilment of %(order)s (%(status)s)") % {"order": self.order_id, "status": self.get_status_display()}
+        return _("Fulfilment of order %(number)s (%(status)s)") % {
+            "number": self.order.number,
+            "status": self.get_status_display(),
+        }
 
 
 class FulfilmentStatusChange(StatusChange):
@@ -97,6 +100,13 @@ class UpstreamAttempt(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
 
+    def __str__(self):
+        return _("%(call)s for order %(number)s: %(outcome)s") % {
+            "call": self.get_call_display(),
+            "number": self.fulfilment.order.number,
+            "outcome": self.outcome,
+        }
+
 
 class SandboxTopUp(models.Model):
     """The sandbox upstream's own records: one per idempotency key, so a key is topped up at most once."""
@@ -109,3 +119,6 @@ class SandboxTopUp(models.Model):
     performed = models.PositiveIntegerField(default=0)
     reference = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"sandbox top-up {self.idempotency_key}: {self.amount} to {self.account}"

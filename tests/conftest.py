@@ -166,6 +166,19 @@ def worker(transactional_db, celery_worker_process):
     celery_app.control.purge()
 
 
+# django-simple-captcha's test-only mode accepts this answer to any challenge (and checks any other as usual),
+# so tests never need to read a captcha.
+CAPTCHA_TEST_ANSWER = "passed"
+
+
+@pytest.fixture(autouse=True)
+def captcha_test_mode(monkeypatch):
+    from captcha.conf import settings as captcha_settings
+
+    # The library reads its settings once at import, so the switch is on its settings module.
+    monkeypatch.setattr(captcha_settings, "CAPTCHA_TEST_MODE", True)
+
+
 @pytest.fixture
 def wait_until():
     return poll_until

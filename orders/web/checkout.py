@@ -79,12 +79,13 @@ def _evaluate(request, formset) -> CheckoutState:
 def _page(
     request, state: CheckoutState, *, captcha_error: str = "", form_error: str = "", import_form=None, status=200
 ):
+    captcha_needed = not captcha.passed_recently(request.session)
     context = {
         "formset": state.formset,
         "state": state,
         "import_form": import_form or ImportForm(),
-        "captcha_needed": not captcha.passed_recently(request.session),
-        "captcha_svg": captcha.challenge_new(request.session),
+        "captcha_needed": captcha_needed,
+        "captcha": captcha.challenge_new(request.session) if captcha_needed else None,
         "captcha_error": captcha_error,
         "form_error": form_error,
         "submission_key": request.POST.get("submission_key") or uuid.uuid4().hex,
@@ -111,6 +112,8 @@ def checkout(request):
         return _page(request, _evaluate(request, _without_row(formset, request.POST.get("remove_row"))))
     if "import" in request.POST:
         return _import(request, formset)
+    if "refresh_captcha" in request.POST:  # "New picture" without JavaScript: the same page, a new challenge
+        return _page(request, _evaluate(request, formset))
     return _submit(request, formset)
 
 

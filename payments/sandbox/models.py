@@ -34,6 +34,9 @@ class SandboxCharge(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self):
+        return f"sandbox charge {self.reference}: {self.amount} {self.currency}, {self.status}"
+
 
 class SandboxRefund(models.Model):
     reference = models.CharField(max_length=64, unique=True, default=new_refund_reference)
@@ -43,6 +46,9 @@ class SandboxRefund(models.Model):
     charge = models.ForeignKey(SandboxCharge, on_delete=models.PROTECT, related_name="refunds")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"sandbox refund {self.reference}: {self.amount}"
 
 
 class SandboxNotification(models.Model):
@@ -56,3 +62,6 @@ class SandboxNotification(models.Model):
     last_error = models.CharField(max_length=255, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"sandbox notification {self.type} {self.event_id}"

@@ -73,3 +73,18 @@ def test_admin_refund_action_refuses_an_unpaid_order_with_a_message(staff_client
 @pytest.mark.parametrize("page", ["payment", "refund", "gatewayevent"])
 def test_admin_payment_lists(staff_client, page):
     assert staff_client.get(f"/admin/payments/{page}/").status_code == 200
+
+
+def test_a_products_kind_is_chosen_from_the_registered_types_that_sell_products(staff_client):
+    from orders.models import Product
+
+    form = staff_client.get("/admin/orders/product/add/").content.decode()
+    fields = {"sku": "GEMS", "name": "Gems", "unit_price": "9.90", "stock": "", "attributes": "{}", "active": "on"}
+
+    assert '<select name="kind"' in form
+    assert '<option value="goods"' in form and '<option value="game"' in form
+    assert '<option value="mobile"' not in form  # a top-up is priced by face value, not sold as a product
+    refused = staff_client.post("/admin/orders/product/add/", {**fields, "kind": "gaem"})
+    assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
+    assert staff_client.post("/admin/orders/product/add/", {**fields, "kind": "game"}).status_code == 302
+    assert Product.objects.get(sku="GEMS").kind == "game"

@@ -1,6 +1,7 @@
 """Configuration mistakes are reported in one line that names the variable; production settings pass
 Django's deployment checklist."""
 
+import json
 import os
 import secrets
 import subprocess
@@ -78,3 +79,48 @@ def test_unreachable_redis_is_one_line_naming_it():
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "REDIS_URL: cannot reach redis://127.0.0.1:1/0" in result.stderr
+
+
+def email_settings(**env) -> dict:
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps({k: getattr(s, k, None) for k in "
+        "['EMAIL_BACKEND', 'EMAIL_HOST', 'EMAIL_PORT', 'EMAIL_HOST_USER', 'EMAIL_HOST_PASSWORD', 'EMAIL_USE_TLS', "
+        "'DEFAULT_FROM_EMAIL']}))"
+    )
+    result = manage("shell", "-c", code, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_development_mail_goes_to_the_console():
+    mail = email_settings(DEBUG="1")
+
+    assert mail["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
+
+
+def test_production_mail_goes_through_the_smtp_server_of_email_url():
+    env = {
+        **PRODUCTION_ENV,
+        "EMAIL_URL": "smtp+tls://shop%40example.com:s3cret@smtp.example.com:587",
+        "DEFAULT_FROM_EMAIL": "Batchpay <receipts@example.com>",
+    }
+
+    mail = email_settings(**env)
+
+    assert mail == {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "smtp.example.com",
+        "EMAIL_PORT": 587,
+        "EMAIL_HOST_USER": "shop@example.com",
+        "EMAIL_HOST_PASSWORD": "s3cret",
+        "EMAIL_USE_TLS": True,
+        "DEFAULT_FROM_EMAIL": "Batchpay <receipts@example.com>",
+    }
+
+
+def test_a_malformed_email_url_is_one_line_naming_it():
+    result = manage("check", **{**PRODUCTION_ENV, "EMAIL_URL": "carrier-pigeon://coop"})
+
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "EMAIL_URL is not a valid e-mail URL" in result.stderr
