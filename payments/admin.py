@@ -54,7 +54,7 @@ class PaymentAdmin(ReadOnlyAdmin):
                     "refunded_amount",
                     "currency",
                     "provider",
-                    "pay_url",
+                    "gateway_url",
                     "paid_at",
                     "expires_at",
                     "created_at",

@@ -132,10 +132,14 @@ def test_every_example_of_the_spec_and_the_readme_works_on_a_freshly_seeded_site
     for url in ("/api/v1/batches/", "/api/v1/orders/", "/api/v1/products/", "/api/v1/products/GAME-GOLD-60/"):
         assert api.get(url).status_code == 200, url
     payment = Payment.objects.get(batch=batch)
-    assert api.get(f"/api/v1/payments/{payment.pk}/").status_code == 200
+    payment_body = api.get(f"/api/v1/payments/{payment.pk}/")
+    assert payment_body.status_code == 200
 
-    # paid at the sandbox gateway, then POST /api/v1/payments/{id}/refunds/ {"order": id} (the demo user is staff)
-    pay_page = urlsplit(payment.pay_url).path
+    # paid at the sandbox gateway (the pay URL leads there), then POST /api/v1/payments/{id}/refunds/
+    # {"order": id} (the demo user is staff)
+    to_gateway = client.get(urlsplit(payment_body.json()["pay_url"]).path)
+    assert to_gateway.status_code == 302
+    pay_page = urlsplit(to_gateway["Location"]).path
     assert client.post(pay_page, {"decision": "pay"}).status_code == 302
     wait_until(lambda: Payment.objects.filter(pk=payment.pk, status="succeeded").exists(), timeout=30, what="payment")
     goods_order = next(order for order in detail["orders"] if order["kind"] == "goods")
