@@ -307,7 +307,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A web request must not hang on a dead broker: the batch is already in the database and the
 # recovery job re-drives it, so publishing gives up after a few quick tries.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout": 10}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 1,
+    "socket_timeout": 10,
+    # Redis gives an unacknowledged task to another worker after this long. It must outlast the longest
+    # countdown a task is held for (top-up retries wait up to 600 s) plus its run time, or the task would
+    # run twice; recovering from a killed worker does not wait for it (see BATCH_PLACING_TIMEOUT_SECONDS).
+    "visibility_timeout": 900,
+}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3}
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -324,8 +331,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "recover-stuck-batches": {
         "task": "orders.tasks.recover_stuck_batches",
-        "schedule": 60.0,
-        "options": {"expires": 55},
+        "schedule": 10.0,
+        "options": {"expires": 9},
     },
     "publish-outbox": {
         "task": "orders.tasks.publish_outbox",
@@ -339,8 +346,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "redrive-fulfilments": {
         "task": "recharge.tasks.redrive_fulfilments",
-        "schedule": 120.0,
-        "options": {"expires": 110},
+        "schedule": 15.0,
+        "options": {"expires": 14},
     },
     "request-unanswered-refunds": {
         "task": "payments.tasks.request_unanswered_refunds",
@@ -363,7 +370,9 @@ BATCH_MAX_ROWS = env.int("BATCH_MAX_ROWS", default=5000)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = BATCH_MAX_ROWS * 8 + 100
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # A batch still placing with no row settled for this long is re-driven by the recovery job.
-BATCH_PLACING_TIMEOUT_SECONDS = env.int("BATCH_PLACING_TIMEOUT_SECONDS", default=300)
+# A placing batch none of whose rows settled for this long lost its tasks (a killed worker, a broker
+# restart) and is re-driven: a batch that is moving is never touched, however large.
+BATCH_PLACING_TIMEOUT_SECONDS = env.int("BATCH_PLACING_TIMEOUT_SECONDS", default=30)
 # After this many dispatches, rows that still have no outcome are recorded as failures.
 BATCH_MAX_DISPATCHES = env.int("BATCH_MAX_DISPATCHES", default=3)
 PAYMENT_EXPIRY_MINUTES = env.int("PAYMENT_EXPIRY_MINUTES", default=30)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
@@ -45,15 +44,13 @@ def batch_results_from_database(batch: Batch) -> list[dict]:
     return [PlacementResult.from_row(row, orders.get(row.row_index)).as_dict() for row in rows]
 
 
-def batches_stuck_in_placing(*, now=None, timeout: timedelta | None = None) -> list[Batch]:
+def batches_stuck_in_placing(*, timeout: timedelta, now=None) -> list[Batch]:
     """Batches still placing with no progress for `timeout`: dispatch lost, chord lost, callback lost.
 
     Progress is the latest of creation, dispatch and any row settling, so a large batch that is
     still moving is left alone.
     """
     now = now or timezone.now()
-    if timeout is None:
-        timeout = timedelta(seconds=settings.BATCH_PLACING_TIMEOUT_SECONDS)
     cutoff = now - timeout
     return list(
         Batch.objects.filter(status=Batch.Status.PLACING, created_at__lte=cutoff)

@@ -4,24 +4,24 @@ safe to run twice, because with late acks a task whose worker died is delivered 
 import logging
 from datetime import timedelta
 
-from celery import chord, shared_task
-from django.db import OperationalError
+from celery import chord, current_app, shared_task
+from django.conf import settings
 
 from orders import outbox, selectors, services
 from orders.outbox import queue_task
 
 logger = logging.getLogger(__name__)
 
-# Transient database trouble (a restart, a failover, a dropped connection) is retried with backoff;
-# anything else is a bug and fails loudly, and the recovery job finishes the batch later.
-TRANSIENT = (OperationalError,)
+PLACING_QUEUE = "placing"
+# With rows still queued, a batch counts as stuck only after this many times the usual silence.
+BACKLOG_PATIENCE = 10
 
 
 def place_row_task_id(batch_id, row_index: int) -> str:
     return f"{batch_id}:{row_index}"
 
 
-@shared_task(acks_late=True)
+@shared_task
 def dispatch_batch(batch_id: str) -> int:
     """Start placing: one place_row task per accepted row, all the header of one chord whose
     callback is finalize_batch. Building a large chord takes seconds, hence a task of its own."""
@@ -36,32 +36,47 @@ def dispatch_batch(batch_id: str) -> int:
     return len(header)
 
 
-@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=8)
+@shared_task
 def place_row(batch_id: str, row_index: int) -> dict:
     """The order interface, called with the batch marker (the batch id) for one row."""
     return services.order_place(batch_id=batch_id, row_index=row_index).as_dict()
 
 
-@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=8)
+@shared_task
 def finalize_batch(results: list, batch_id: str) -> str:
     batch = services.batch_finalize(batch_id=batch_id, results=results)
     return batch.status
 
 
-@shared_task(acks_late=True)
+@shared_task
 def recover_stuck_batches(timeout_seconds: int | None = None) -> dict:
     """Re-drive batches stuck in placing (periodic, Celery beat; also `manage.py recover_batches`).
 
     A batch whose rows all have an outcome is finished at once, through the same finalisation as
     the callback; otherwise its chord is dispatched again, and rows already placed answer at once.
     """
-    timeout = timedelta(seconds=timeout_seconds) if timeout_seconds is not None else None
+    timeout = timedelta(
+        seconds=timeout_seconds if timeout_seconds is not None else settings.BATCH_PLACING_TIMEOUT_SECONDS
+    )
+    if timeout_seconds is None and placing_backlog():
+        # Rows waiting in the queue are not lost: a batch queued behind others makes no progress either.
+        # Only a much longer silence then counts as stuck.
+        timeout *= BACKLOG_PATIENCE
     outcome = {"finished": [], "redispatched": []}
     for batch in selectors.batches_stuck_in_placing(timeout=timeout):
         outcome[redrive_batch(batch.pk)].append(str(batch.pk))
     if outcome["finished"] or outcome["redispatched"]:
         logger.warning("recovery re-drove stuck batches: %s", outcome)
     return outcome
+
+
+def placing_backlog() -> int:
+    """How many messages wait in the placing queue (0 when the broker cannot say)."""
+    try:
+        with current_app.connection_for_read() as connection:
+            return connection.default_channel.queue_declare(queue=PLACING_QUEUE, passive=True).message_count
+    except Exception:  # an unreachable broker or a missing queue: nothing is known to be waiting
+        return 0
 
 
 def redrive_batch(batch_id) -> str:

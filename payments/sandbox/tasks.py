@@ -9,6 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from config.celery import DatabaseRetryingTask
 from payments.sandbox.models import SandboxNotification
 from payments.signing import SIGNATURE_HEADER, sign
 
@@ -20,7 +21,7 @@ class DeliveryFailed(Exception):
 
 
 @shared_task(
-    autoretry_for=(DeliveryFailed,),
+    autoretry_for=(DeliveryFailed, *DatabaseRetryingTask.autoretry_for),
     retry_backoff=2,
     retry_backoff_max=600,
     retry_jitter=False,
