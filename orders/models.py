@@ -220,7 +220,7 @@ class Order(models.Model):
     currency = models.CharField(_("currency"), max_length=3, default="CNY")
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.AWAITING_PAYMENT)
     reference = models.CharField(_("reference"), max_length=64, null=True, blank=True)
-    # Type-specific facts shown to people, e.g. the phone number, carrier and region of a top-up.
+    # Type-specific facts shown to people, e.g. the name of the product or the account credited.
     details = models.JSONField(_("details"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)

@@ -56,7 +56,7 @@ def batch_close_unpaid(*, batch: Batch, status: str, note: str) -> None:
 
 
 def batch_mark_paid(*, batch: Batch) -> None:
-    """The batch's payment succeeded: its orders are paid and each order type takes over (fulfilment).
+    """The batch's payment succeeded: its orders are paid and each order type takes over (delivery).
 
     The caller holds the batch and payment locks.
     """

@@ -22,10 +22,10 @@ def test_a_500_row_paste_renders_validates_and_places(shopper_page):
     expect(page.locator("#total")).to_have_text("¥24750.00")  # 500 × 50 × 0.99
 
     # a typo in row 250 is caught as it is typed, and fixed again
-    page.fill("input[name=rows-249-phone]", "1391234")
-    expect(page.locator("#rows-249-phone-errors")).to_contain_text("is not a valid mainland China phone number")
+    page.fill("input[name=rows-249-mobile-phone]", "1391234")
+    expect(page.locator("#rows-249-mobile-phone-errors")).to_contain_text("is not a valid mainland China phone number")
     expect(page.locator("#valid-count")).to_have_text("499 valid rows")
-    page.fill("input[name=rows-249-phone]", "13912341249")
+    page.fill("input[name=rows-249-mobile-phone]", "13912341249")
     expect(page.locator("#valid-count")).to_have_text("500 valid rows")
 
     solve_captcha(page)

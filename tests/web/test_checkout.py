@@ -5,7 +5,9 @@ from decimal import Decimal
 import pytest
 
 from orders.models import Batch
+from orders.web import importing
 from tests.orders.factories import ProductFactory
+from tests.recharge.factories import game_product
 
 
 @pytest.fixture
@@ -22,8 +24,10 @@ def catalogue(db):
 def form_data(rows, **extra):
     data = {"rows-TOTAL_FORMS": str(len(rows)), "rows-INITIAL_FORMS": "0", "submission_key": "k1", **extra}
     for index, row in enumerate(rows):
+        # A row's inputs are named with its kind ("rows-0-goods-sku"), except the kind and the reference.
         for name, value in row.items():
-            data[f"rows-{index}-{name}"] = value
+            qualified = name if name in ("kind", "reference") else f"{row['kind']}-{name}"
+            data[f"rows-{index}-{qualified}"] = value
     return data
 
 
@@ -59,7 +63,7 @@ def test_remove_a_row_renumbers_the_rest(shopper):
     page = shopper.post("/checkout/", form_data(rows, remove_row="1")).content.decode()
 
     assert 'name="rows-TOTAL_FORMS" value="2"' in page
-    assert 'name="rows-0-sku" value="A"' in page and 'name="rows-1-sku" value="C"' in page
+    assert 'name="rows-0-goods-sku" value="A"' in page and 'name="rows-1-goods-sku" value="C"' in page
     assert 'value="B"' not in page
 
 
@@ -92,20 +96,20 @@ def test_typing_a_bad_value_shows_the_error_on_the_field(shopper):
 
     html = shopper.post("/checkout/rows/0/", form_data(rows), HTTP_HX_REQUEST="true").content.decode()
 
-    assert 'id="rows-0-phone-errors" hx-swap-oob="true">010 1234 5678 is not a mobile number' in html
+    assert 'id="rows-0-mobile-phone-errors" hx-swap-oob="true">010 1234 5678 is not a mobile number' in html
 
 
 def test_pasted_numbers_become_rows(shopper):
     text = "13800138000\n18612345678,100\nTSHIRT-M,2\n"
 
     page = shopper.post(
-        "/checkout/", form_data([{"kind": "goods"}], **{"import": "1", "text": text, "default_face_value": "30"})
+        "/checkout/", form_data([{"kind": "goods"}], **{"import": "1", "text": text, "mobile-default_face_value": "30"})
     )
 
     html = page.content.decode()
     assert 'name="rows-TOTAL_FORMS" value="3"' in html
-    assert 'name="rows-0-phone" value="13800138000"' in html
-    assert 'name="rows-2-sku" value="TSHIRT-M"' in html
+    assert 'name="rows-0-mobile-phone" value="13800138000"' in html
+    assert 'name="rows-2-goods-sku" value="TSHIRT-M"' in html
     assert "3 valid rows" in html
 
 
@@ -116,7 +120,7 @@ def test_an_uploaded_csv_becomes_rows(shopper):
 
     page = shopper.post("/checkout/", {**form_data([{"kind": "goods"}]), "import": "1", "file": upload})
 
-    assert 'name="rows-0-phone" value="13800138000"' in page.content.decode()
+    assert 'name="rows-0-mobile-phone" value="13800138000"' in page.content.decode()
 
 
 def test_a_wrong_captcha_places_nothing(shopper):
@@ -189,3 +193,26 @@ def test_resubmitting_a_placed_form_with_other_rows_says_so(shopper):
     assert page.status_code == 409
     assert "This order form was already placed" in page.content.decode()
     assert Batch.objects.count() == 1
+
+
+def test_an_import_reads_the_products_of_all_its_lines_in_one_query(django_assert_num_queries, db):
+    game_product()
+    lines = [f"SKU-{n},1" for n in range(50)] + ["GAME-GOLD-60,user-123456,2", "13800138000"]
+
+    with django_assert_num_queries(1):
+        rows = importing.rows_from_text("\n".join(lines), options={"mobile": {"default_face_value": "50"}})
+
+    assert [row["kind"] for row in rows] == ["goods"] * 50 + ["game", "mobile"]
+    assert rows[-1] == {"kind": "mobile", "phone": "13800138000", "face_value": "50"}
+
+
+def test_rows_of_two_kinds_with_the_same_field_names_do_not_collide(shopper):
+    game_product()
+    data = form_data([{"kind": "game", "sku": "GAME-GOLD-60", "account": "user-123456", "quantity": "2"}])
+    data["rows-0-goods-sku"] = "TSHIRT-M"  # typed before the shopper switched the row to game currency
+    data["rows-0-goods-quantity"] = "9"
+
+    html = shopper.post("/checkout/rows/0/", data, HTTP_HX_REQUEST="true").content.decode()
+
+    assert "1 valid row" in html
+    assert "¥12.00" in html  # 2 × 6.00: the game row's SKU and quantity, not the goods inputs'
