@@ -1,5 +1,6 @@
 """The checkout page through Django's test client: every action without JavaScript, and the htmx partials."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -193,6 +194,27 @@ def test_resubmitting_a_placed_form_with_other_rows_says_so(shopper):
     assert page.status_code == 409
     assert "This order form was already placed" in page.content.decode()
     assert Batch.objects.count() == 1
+
+
+def test_a_pasted_mix_of_lines_becomes_rows_of_the_right_kinds(shopper):
+    game_product()
+    ProductFactory(sku="GIG-0612", name="Gig 12 June", kind="ticket", unit_price=Decimal("180.00"))
+    text = "phone,face value\n13800138000,20\nTSHIRT-M,2\nGAME-GOLD-60,user-123456,3\nGIG-0612,C7\nNOPE-1\n"
+
+    page = shopper.post(
+        "/checkout/", form_data([{"kind": "goods"}], **{"import": "1", "text": text, "mobile-default_face_value": "30"})
+    )
+
+    html = page.content.decode()
+    assert 'name="rows-TOTAL_FORMS" value="5"' in html
+    kinds = re.findall(r'data-kind="(\w+)"', html)
+    assert kinds == ["mobile", "goods", "game", "ticket", "goods"]
+    assert 'name="rows-0-mobile-phone" value="13800138000"' in html
+    assert 'name="rows-1-goods-sku" value="TSHIRT-M"' in html and 'name="rows-1-goods-quantity" value="2"' in html
+    assert 'name="rows-2-game-account" value="user-123456"' in html
+    assert 'name="rows-3-ticket-sku" value="GIG-0612"' in html and 'name="rows-3-ticket-seat" value="C7"' in html
+    assert "No product has the SKU NOPE-1." in html  # an unclaimed line is kept as goods, with its problem shown
+    assert "4 valid rows" in html
 
 
 def test_an_import_reads_the_products_of_all_its_lines_in_one_query(django_assert_num_queries, db):
