@@ -82,9 +82,10 @@ class OrderType:
     # --- the website checkout ------------------------------------------------------------------
     # The template partial with this type's inputs in one checkout row. It is rendered with `p`, the
     # prefix of this type's input names ("rows-3-goods": inputs are named "rows-3-goods-sku"), `v` and
-    # `errors`, this type's values and errors by field name, and `order_type`. The shared
-    # "orders/_input.html" renders one labelled input with its error span.
-    row_template: str = ""
+    # `errors`, this type's values and errors by field name, and `order_type`. The tag
+    # `{% row_input "sku" _("Product SKU") %}` ({% load checkout_rows %}) renders one labelled input with
+    # its error span. The default shows one text input per field, labelled with the field's name.
+    row_template: str = "orders/_fields_row.html"
     # When a pasted line is offered to each type in turn (lower first; ties by kind).
     import_order: int = 100
     # The line format(s) this type reads, for the import form's help text, e.g. "SKU,quantity".

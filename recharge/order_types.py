@@ -186,7 +186,8 @@ class GameCurrencyType(RechargeFulfilment, ProductOrderType):
         return {**super().order_details(row, product), "account": row.data["account"]}
 
     def describe(self, order: Order) -> Description:
-        return Description(f"{order.details['name']} × {order.quantity} → {order.details['account']}")
+        details = order.details
+        return Description(f"{details.get('name', '')} × {order.quantity} → {details.get('account', '')}")
 
 
 def _duplicates(rows, *, key, field, shown=None) -> list[dict]:

@@ -13,14 +13,20 @@ register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def row_input(context, name, label, value="", errors=(), choices=None, **attrs):
-    """`{% row_input "sku" _("Product SKU") v.sku errors.sku maxlength=64 %}` inside a type's row partial.
+def row_input(context, name, label, choices=None, value=None, errors=None, **attrs):
+    """`{% row_input "sku" _("Product SKU") maxlength=64 %}` inside a type's row partial.
 
-    The input is named `<p>-<name>` (p: the row's prefix for this type, e.g. "rows-3-goods") and its
-    errors go to the span `<p>-<name>-errors`, which validation as the user types replaces. With
-    `choices` ((value, label) pairs) it is a select; other keyword arguments become attributes.
+    The input is named `<p>-<name>` (p: the row's prefix for this type, e.g. "rows-3-goods"), shows
+    `v[name]` and lists `errors[name]` in the span `<p>-<name>-errors`, which validation as the user types
+    replaces (p, v and errors are what the row gives every partial; `value` and `errors` override the
+    last two). With `choices` ((value, label) pairs) it is a select; other keyword arguments become
+    attributes of the input.
     """
     input_name = escape(f"{context['p']}-{name}")
+    if value is None:
+        value = context.get("v", {}).get(name, "")
+    if errors is None:
+        errors = context.get("errors", {}).get(name, ())
     value = "" if value is None else str(value)
     extra = "".join(f' {escape(key)}="{escape(str(attr))}"' for key, attr in attrs.items())
     if choices:

@@ -34,13 +34,6 @@ def row_inputs() -> list[str]:
     return [*COMMON_INPUTS, *(f"{t.kind}-{name}" for t in registry.menu() for name in t.fields)]
 
 
-class FieldErrors(dict):
-    """Errors by field; a field without errors reads as none (templates look up every field's)."""
-
-    def __missing__(self, key):
-        return ()
-
-
 @dataclass
 class KindGroup:
     """One order type's inputs in one row, as its partial renders them."""
@@ -48,7 +41,7 @@ class KindGroup:
     order_type: OrderType
     prefix: str
     values: dict[str, str]
-    errors: FieldErrors
+    errors: dict[str, list[str]]
     chosen: bool
 
     @property
@@ -124,7 +117,7 @@ class RowForm(forms.Form):
                 order_type=order_type,
                 prefix=f"{self.prefix}-{order_type.kind}",
                 values={name: self._value(f"{order_type.kind}-{name}") for name in order_type.fields},
-                errors=FieldErrors(self.row_errors if order_type.kind == chosen else {}),
+                errors=self.row_errors if order_type.kind == chosen else {},
                 chosen=order_type.kind == chosen,
             )
             for order_type in registry.menu()

@@ -238,3 +238,23 @@ def test_rows_of_two_kinds_with_the_same_field_names_do_not_collide(shopper):
 
     assert "1 valid row" in html
     assert "¥12.00" in html  # 2 × 6.00: the game row's SKU and quantity, not the goods inputs'
+
+
+def test_a_type_without_a_row_partial_gets_one_text_input_per_field():
+    from types import SimpleNamespace
+
+    from django.template.loader import render_to_string
+
+    html = render_to_string(
+        "orders/_fields_row.html",
+        {
+            "p": "rows-4-voucher",
+            "v": {"code": "X<1"},
+            "errors": {"code": ["Unknown code."]},
+            "order_type": SimpleNamespace(fields=("code", "note")),
+        },
+    )
+
+    assert '<input name="rows-4-voucher-code" value="X&lt;1">' in html
+    assert '<span class="field-errors" id="rows-4-voucher-code-errors">Unknown code. </span>' in html
+    assert '<input name="rows-4-voucher-note" value="">' in html
