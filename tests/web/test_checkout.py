@@ -258,3 +258,12 @@ def test_a_type_without_a_row_partial_gets_one_text_input_per_field():
     assert '<input name="rows-4-voucher-code" value="X&lt;1">' in html
     assert '<span class="field-errors" id="rows-4-voucher-code-errors">Unknown code. </span>' in html
     assert '<input name="rows-4-voucher-note" value="">' in html
+
+
+def test_the_system_check_warns_when_a_full_checkout_would_exceed_the_upload_limit(settings):
+    from orders.web.checks import checkout_fits_the_upload_limit
+
+    assert checkout_fits_the_upload_limit() == []
+
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = settings.BATCH_MAX_ROWS * 8
+    assert [warning.id for warning in checkout_fits_the_upload_limit()] == ["orders.W001"]
