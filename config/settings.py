@@ -366,8 +366,9 @@ CELERY_BEAT_SCHEDULE = {
 # ------------------------------------------------------------------------------------------------
 SHOP_CURRENCY = "CNY"
 BATCH_MAX_ROWS = env.int("BATCH_MAX_ROWS", default=5000)
-# The checkout posts every row's fields at once: up to BATCH_MAX_ROWS rows of 7 fields, plus a few.
-DATA_UPLOAD_MAX_NUMBER_FIELDS = BATCH_MAX_ROWS * 8 + 100
+# The checkout posts every row's inputs at once: its kind and reference and the inputs of every order
+# type on offer (9 with goods, mobile and game); 16 a row leaves room for more types (check orders.W001).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = BATCH_MAX_ROWS * 16 + 100
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # A batch still placing with no row settled for this long is re-driven by the recovery job.
 # A placing batch none of whose rows settled for this long lost its tasks (a killed worker, a broker

@@ -131,13 +131,17 @@ class BatchRowAdmin(admin.ModelAdmin):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ["number", "owner", "kind", "status", "amount", "batch", "row_index", "created_at"]
+    list_display = ["number", "owner", "kind", "description", "status", "amount", "batch", "row_index", "created_at"]
     list_filter = ["status", "kind", "created_at"]
     search_fields = ["number", "reference", "owner__username", "batch__id"]
-    readonly_fields = [f.name for f in Order._meta.fields]
+    readonly_fields = ["description", *(f.name for f in Order._meta.fields)]
     inlines = [StatusChangeInline.of(OrderStatusChange)]
     list_select_related = ["owner", "batch"]
     actions = ["refund"]
+
+    @admin.display(description=_("What"))
+    def description(self, order):
+        return str(registry.describe(order))
 
     @admin.action(description=_("Refund the selected orders' share of their payment"))
     def refund(self, request, queryset):

@@ -8,5 +8,6 @@ class OrdersConfig(AppConfig):
 
     def ready(self):
         from orders import goods, registry
+        from orders.web import checks  # noqa: F401 (registers the checkout's system check)
 
         registry.register(goods.GoodsOrderType())

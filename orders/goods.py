@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from orders import messages
 from orders.models import Order, Product
 from orders.money import to_money
-from orders.registry import OrderType, PlacementRefused, Quote, SubmissionContext
+from orders.registry import Description, ImportContext, OrderType, PlacementRefused, Quote, SubmissionContext
 from orders.rows import RowCleaner
 
 MAX_QUANTITY = 999
@@ -16,6 +16,13 @@ class ProductOrderType(OrderType):
     """A row that buys `quantity` of one product by SKU, reserving stock when the product tracks it."""
 
     fields = ("sku", "quantity")
+    row_template = "orders/_product_row.html"
+    # A product-backed type claims a pasted line whose first field is the SKU of one of its products:
+    # the strongest evidence a line can give, so these types are asked early.
+    import_order = 10
+    import_headers = ("sku",)
+    # The fields of a pasted line, in order; the first is the SKU.
+    import_columns: tuple[str, ...] = ("sku", "quantity")
 
     def skus(self, raw: dict):
         sku = raw.get("sku")
@@ -86,7 +93,30 @@ class ProductOrderType(OrderType):
     def release(self, order: Order) -> None:
         Product.objects.filter(pk=order.product_id, stock__isnull=False).update(stock=F("stock") + order.quantity)
 
+    def describe(self, order: Order) -> Description:
+        return Description(f"{order.details.get('name') or order.details.get('sku', '')} × {order.quantity}")
+
+    def import_row(self, fields: list[str], context: ImportContext) -> dict | None:
+        product = context.products.get(fields[0])
+        if product is None or product.kind != self.kind:
+            return None
+        return self.import_columns_row(fields)
+
+    def import_columns_row(self, fields: list[str]) -> dict:
+        row = {"kind": self.kind, **dict(zip(self.import_columns, fields, strict=False))}
+        if "quantity" in self.fields:
+            row.setdefault("quantity", "1")
+        return row
+
 
 class GoodsOrderType(ProductOrderType):
     kind = "goods"
     label = _("Goods")
+    menu_order = 0
+    import_hint = _("SKU,quantity")
+    # Asked last, goods takes every line no other type claimed, so that a SKU nobody sells is shown on
+    # its row as "No product has the SKU …" instead of vanishing from the list.
+    import_order = 1000
+
+    def import_row(self, fields: list[str], context: ImportContext) -> dict | None:
+        return self.import_columns_row(fields)

@@ -1,7 +1,10 @@
 """The order-type registry: what a specialised order type must provide, and the table of known types.
 
 `orders` ships the "goods" type; other apps register theirs from their AppConfig.ready(), so that
-`orders` never imports them.
+`orders` never imports them. A type is a complete plug-in: besides validating, pricing and placing its
+rows, it supplies the inputs of its checkout row (a template partial), reads its lines of a pasted list
+or CSV file, describes its orders to people and to the gateway, and takes over after payment. Nothing in
+`orders` names any type but its own "goods".
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from django import forms
+
     from orders.models import Batch, BatchRow, Order, Product
     from orders.rows import RowCleaner
 
@@ -43,6 +48,27 @@ class SubmissionContext:
     cache: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Description:
+    """How an order reads to people: a title ("T-shirt M × 2") and an optional detail in a quieter voice."""
+
+    title: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.title} · {self.detail}" if self.detail else self.title
+
+
+@dataclass
+class ImportContext:
+    """Lookups shared by every line of one pasted list or CSV file, loaded once instead of once per line."""
+
+    # Products whose SKU is the first field of some line (one query for the whole import).
+    products: dict[str, Product] = field(default_factory=dict)
+    # The import form's options, by kind: {kind: {option name: cleaned value}} (see OrderType.import_options).
+    options: dict[str, dict] = field(default_factory=dict)
+
+
 class OrderType:
     """What a specialised order type provides. Subclass it and register an instance."""
 
@@ -50,6 +76,22 @@ class OrderType:
     label: str = ""
     # The fields a row of this type may carry besides "kind" and "reference".
     fields: tuple[str, ...] = ()
+    # Where the type stands in the checkout's kind menu (lower first; ties by kind).
+    menu_order: int = 100
+
+    # --- the website checkout ------------------------------------------------------------------
+    # The template partial with this type's inputs in one checkout row. It is rendered with `p`, the
+    # prefix of this type's input names ("rows-3-goods": inputs are named "rows-3-goods-sku"), `v` and
+    # `errors`, this type's values and errors by field name, and `order_type`. The tag
+    # `{% row_input "sku" _("Product SKU") %}` ({% load checkout_rows %}) renders one labelled input with
+    # its error span. The default shows one text input per field, labelled with the field's name.
+    row_template: str = "orders/_fields_row.html"
+    # When a pasted line is offered to each type in turn (lower first; ties by kind).
+    import_order: int = 100
+    # The line format(s) this type reads, for the import form's help text, e.g. "SKU,quantity".
+    import_hint: str = ""
+    # First fields that mark a header line of a CSV file written for this type (compared in lower case).
+    import_headers: tuple[str, ...] = ()
 
     def skus(self, raw: dict) -> Iterable[str]:
         """Product SKUs a raw row refers to, so the submission can load them all in one query."""
@@ -77,6 +119,18 @@ class OrderType:
     def release(self, order: Order) -> None:
         """Give back what placing reserved, when an unpaid order is cancelled or expires."""
 
+    def describe(self, order: Order) -> Description:
+        """How the order reads on the batch page, in the admin and in the gateway's item list."""
+        return Description(str(self.label or self.kind))
+
+    def import_options(self) -> dict[str, forms.Field]:
+        """Extra fields of the import form that this type reads (e.g. a default for a column left out)."""
+        return {}
+
+    def import_row(self, fields: list[str], context: ImportContext) -> dict | None:
+        """Claim one pasted or CSV line (its fields, stripped) as a raw row of this type, or None to pass."""
+        return None
+
 
 _types: dict[str, OrderType] = {}
 
@@ -100,3 +154,19 @@ def kinds() -> list[str]:
 
 def all_types() -> list[OrderType]:
     return [_types[kind] for kind in kinds()]
+
+
+def menu() -> list[OrderType]:
+    """The types in the order the checkout offers them."""
+    return sorted(_types.values(), key=lambda order_type: (order_type.menu_order, order_type.kind))
+
+
+def importers() -> list[OrderType]:
+    """The types in the order they are asked to claim a pasted line."""
+    return sorted(_types.values(), key=lambda order_type: (order_type.import_order, order_type.kind))
+
+
+def describe(order: Order) -> Description:
+    """An order's description by its type; an order whose type is no longer registered still reads."""
+    order_type = _types.get(order.kind)
+    return order_type.describe(order) if order_type is not None else Description(order.kind)

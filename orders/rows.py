@@ -38,7 +38,7 @@ class RowCleaner:
                 self.error(field, messages.REQUIRED)
             return None
         if isinstance(value, (int,)) and not isinstance(value, bool):
-            value = str(value)  # an account or a number typed as digits, sent as a JSON number
+            value = str(value)  # an account or other identifier sent as a JSON number
         if not isinstance(value, str):
             self.error(field, messages.NOT_TEXT)
             return None

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.urls import reverse
 
+from orders import registry
 from payments import signing
 from payments.sandbox import gateway as sandbox
 
@@ -74,7 +75,10 @@ class SandboxProvider(PaymentProvider):
     name = "sandbox"
 
     def create(self, payment, orders) -> str:
-        items = [{"name": f"{order.number} · {order.kind}", "amount": f"{order.amount:.2f}"} for order in orders]
+        items = [
+            {"name": f"{order.number} · {registry.describe(order)}", "amount": f"{order.amount:.2f}"}
+            for order in orders
+        ]
         charge = sandbox.charge_create(
             merchant_reference=payment.reference,
             amount=payment.amount,

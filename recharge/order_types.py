@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from django import forms
 from django.conf import settings
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
@@ -13,13 +14,16 @@ from orders import messages as order_messages
 from orders.goods import ProductOrderType
 from orders.models import Order, Product
 from orders.money import to_money
-from orders.registry import OrderType, Quote, SubmissionContext
+from orders.registry import Description, ImportContext, OrderType, Quote, SubmissionContext
 from orders.rows import RowCleaner
 from recharge import messages, services
 from recharge.models import CarrierDiscount
 from recharge.numbers import InvalidNumber, parse_mobile
 
 DEFAULT_ACCOUNT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{3,63}"
+# A pasted line is a phone number when its first field is made of digits, spaces, dashes and an optional +86.
+PHONE_LIKE = re.compile(r"^\+?[\d\s-]{7,20}$")
+DEFAULT_IMPORT_FACE_VALUE = "50"
 
 
 def carrier_discounts() -> dict[str, Decimal]:
@@ -38,10 +42,55 @@ class RechargeFulfilment:
         services.fulfilment_start(orders=orders)
 
 
+def carrier_and_region(details: dict) -> str:
+    """Carrier and region (号码归属地) of a number, in the reader's language."""
+    if get_language().startswith("zh"):
+        return f"{details.get('carrier_zh', '')} · {details.get('region', '')}"
+    return f"{details.get('carrier', '')} · {details.get('region_en', '')}"
+
+
+def face_value_choices() -> list[tuple[str, str]]:
+    return [("", "—")] + [(str(value), f"¥{value}") for value in settings.RECHARGE_FACE_VALUES]
+
+
 class MobileTopUpType(RechargeFulfilment, OrderType):
     kind = "mobile"
     label = _("Mobile top-up")
     fields = ("phone", "face_value")
+    menu_order = 10
+    row_template = "recharge/_mobile_row.html"
+    # After the product-backed types (a known SKU is stronger evidence), before goods takes the rest.
+    import_order = 50
+    import_hint = _("phone[,face value]")
+    import_headers = ("phone", "手机号", "号码")
+
+    def face_value_choices(self) -> list[tuple[str, str]]:
+        return face_value_choices()
+
+    def import_options(self) -> dict[str, forms.Field]:
+        return {
+            "default_face_value": forms.ChoiceField(
+                label=_("Face value for numbers without one"),
+                required=False,
+                choices=face_value_choices,
+                initial=DEFAULT_IMPORT_FACE_VALUE,
+            )
+        }
+
+    def import_row(self, fields: list[str], context: ImportContext) -> dict | None:
+        if not PHONE_LIKE.match(fields[0]):
+            return None
+        row = {"kind": self.kind, "phone": fields[0]}
+        face_value = fields[1] if len(fields) > 1 else context.options.get(self.kind, {}).get("default_face_value")
+        if face_value:
+            row["face_value"] = face_value.lstrip("¥")
+        return row
+
+    def describe(self, order: Order) -> Description:
+        details = order.details
+        return Description(
+            f"{details.get('phone', '')} · ¥{details.get('face_value', '')}", carrier_and_region(details)
+        )
 
     def clean_row(self, row: RowCleaner, context: SubmissionContext) -> None:
         phone = row.text("phone", max_length=32)
@@ -81,11 +130,7 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
         if "carrier_discounts" not in context.cache:  # one query per submission, not per row
             context.cache["carrier_discounts"] = carrier_discounts()
         price = face_value_price(Decimal(data["face_value"]), number.carrier, context.cache["carrier_discounts"])
-        if get_language().startswith("zh"):
-            note = f"{number.carrier_zh} · {number.region}"
-        else:
-            note = f"{number.carrier} · {number.region_en}"
-        return Quote(price, note)
+        return Quote(price, carrier_and_region(number.as_details()))
 
     def warnings(self, rows):
         return _duplicates(rows, key=lambda data: data["phone"], field="phone")
@@ -111,6 +156,10 @@ class GameCurrencyType(RechargeFulfilment, ProductOrderType):
     kind = "game"
     label = _("Game currency")
     fields = ("sku", "account", "quantity")
+    menu_order = 20
+    row_template = "recharge/_game_row.html"
+    import_columns = ("sku", "account", "quantity")
+    import_hint = _("SKU,account,quantity")
 
     def clean_product_row(self, row: RowCleaner, product: Product) -> None:
         account = row.text("account", max_length=64)
@@ -132,6 +181,10 @@ class GameCurrencyType(RechargeFulfilment, ProductOrderType):
 
     def order_details(self, row, product: Product) -> dict:
         return {**super().order_details(row, product), "account": row.data["account"]}
+
+    def describe(self, order: Order) -> Description:
+        details = order.details
+        return Description(f"{details.get('name', '')} × {order.quantity} → {details.get('account', '')}")
 
 
 def _duplicates(rows, *, key, field, shown=None) -> list[dict]:

@@ -85,6 +85,7 @@ class WorkerProcess:
         self.broker_url = broker_url
         env = {
             **os.environ,
+            "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,  # the tests' settings: test-only apps too
             "DATABASE_URL": _database_url(db_settings),
             "CELERY_BROKER_URL": broker_url,
             "CELERY_RESULT_BACKEND": broker_url,

@@ -11,22 +11,25 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from orders import billing, selectors, services
+from orders import billing, registry, selectors, services
 from orders.models import Batch, BatchRow, Order
 
-# While any of these is true the page keeps polling for news.
-LIVE_ORDER_STATUSES = (Order.Status.PAID, Order.Status.FULFILLING)
+# An order in one of these statuses is still moving after payment (its type moves it on in the same
+# transaction that marks it paid), so the page keeps polling for news.
+LIVE_ORDER_STATUSES = (Order.Status.FULFILLING,)
 
 
 def _batch_context(request, batch: Batch) -> dict:
     progress = selectors.batch_progress(batch)
     settled = progress["placed"] + progress["failed"]
-    orders = list(batch.orders.select_related("product", "fulfilment").order_by("row_index"))
+    orders = list(batch.orders.order_by("row_index"))
+    for order in orders:
+        order.description = registry.describe(order)
     payment = billing.billing().bill_of(batch)
     live = (
         batch.status == Batch.Status.PLACING
         or (batch.status == Batch.Status.AWAITING_PAYMENT and request.GET.get("returned"))
-        or any(order.status in LIVE_ORDER_STATUSES and order.kind != "goods" for order in orders)
+        or any(order.status in LIVE_ORDER_STATUSES for order in orders)
     )
     return {
         "batch": batch,

@@ -22,7 +22,7 @@ from django.views.decorators.vary import vary_on_headers
 from orders import services
 from orders.models import Batch, Product
 from orders.web import captcha, importing
-from orders.web.forms import PREFIX, ImportForm, RowForm, RowFormSet
+from orders.web.forms import COMMON_INPUTS, DEFAULT_KIND, PREFIX, ImportForm, RowForm, RowFormSet, row_inputs
 
 INITIAL_ROWS = 3
 MAX_ADD_AT_ONCE = 500
@@ -40,7 +40,7 @@ class CheckoutState:
 
 
 def _blank_formset(count: int):
-    return RowFormSet(prefix=PREFIX, initial=[{"kind": "goods"}] * count)
+    return RowFormSet(prefix=PREFIX, initial=[{"kind": DEFAULT_KIND}] * count)
 
 
 def _bound_formset(data):
@@ -159,7 +159,7 @@ def _with_added_rows(formset, count_text):
     data = formset.data.copy()
     total = formset.total_form_count()
     for index in range(total, total + count):
-        data[f"{PREFIX}-{index}-kind"] = "goods"
+        data[f"{PREFIX}-{index}-kind"] = DEFAULT_KIND
     data[f"{PREFIX}-TOTAL_FORMS"] = str(min(total + count, settings.BATCH_MAX_ROWS))
     return RowFormSet(data, prefix=PREFIX)
 
@@ -172,10 +172,11 @@ def _without_row(formset, index_text):
         return formset
     data = formset.data.copy()
     total = formset.total_form_count()
+    inputs = row_inputs()
     for index in range(removed, total - 1):
-        for name in RowForm.base_fields:
+        for name in inputs:
             data[f"{PREFIX}-{index}-{name}"] = formset.data.get(f"{PREFIX}-{index + 1}-{name}", "")
-    for name in RowForm.base_fields:
+    for name in inputs:
         data.pop(f"{PREFIX}-{total - 1}-{name}", None)
     data[f"{PREFIX}-TOTAL_FORMS"] = str(max(total - 1, 0))
     return RowFormSet(data, prefix=PREFIX)
@@ -192,19 +193,8 @@ def _import(request, formset):
     except ValueError:
         import_form.add_error("file", _("The file must be a CSV text file of at most 2 MB."))
         return _page(request, _evaluate(request, formset), import_form=import_form, status=400)
-    imported = rows_from_import_text(text, import_form.cleaned_data["default_face_value"])
+    imported = importing.rows_from_text(text, options=import_form.options())
     return _page(request, _evaluate(request, _with_rows(formset, imported)))
-
-
-def rows_from_import_text(text: str, default_face_value: str) -> list[dict]:
-    skus = {}
-
-    def kind_of(sku):
-        if sku not in skus:
-            skus[sku] = Product.objects.filter(sku=sku).values_list("kind", flat=True).first()
-        return skus[sku]
-
-    return importing.rows_from_text(text, default_face_value=default_face_value, products_kind=kind_of)
 
 
 def _with_rows(formset, rows: list[dict]):
@@ -214,13 +204,19 @@ def _with_rows(formset, rows: list[dict]):
     indexes = [int(form.prefix.rsplit("-", 1)[1]) for form in free]
     next_index = formset.total_form_count()
     room = settings.BATCH_MAX_ROWS - next_index + len(indexes)
+    inputs = row_inputs()
     for row in rows[:room]:
         if indexes:
             index = indexes.pop(0)
         else:
             index, next_index = next_index, next_index + 1
-        for name in RowForm.base_fields:
-            data[f"{PREFIX}-{index}-{name}"] = str(row.get(name, ""))
+        for name in inputs:  # an untouched row may still hold text in another kind's inputs
+            data.pop(f"{PREFIX}-{index}-{name}", None)
+        kind = row["kind"]
+        data[f"{PREFIX}-{index}-kind"] = kind
+        for name, value in row.items():
+            if name != "kind":
+                data[f"{PREFIX}-{index}-{name if name in COMMON_INPUTS else f'{kind}-{name}'}"] = str(value)
     data[f"{PREFIX}-TOTAL_FORMS"] = str(next_index)
     return RowFormSet(data, prefix=PREFIX)
 
@@ -243,14 +239,16 @@ def checkout_rows(request):
     except ValueError:
         return HttpResponseBadRequest(_("The checkout form was incomplete; reload the page."))
     count = max(0, min(_count(request.GET.get("add_count")), settings.BATCH_MAX_ROWS - start))
-    forms = [RowForm(prefix=f"{PREFIX}-{index}", initial={"kind": "goods"}) for index in range(start, start + count)]
+    forms = [
+        RowForm(prefix=f"{PREFIX}-{index}", initial={"kind": DEFAULT_KIND}) for index in range(start, start + count)
+    ]
     return render(request, "orders/_new_rows.html", {"forms": forms, "total_forms": start + count})
 
 
 @login_required
 @require_POST
 def checkout_row(request, index: int):
-    """Validate one row as it is typed: its errors, carrier/region, price and duplicates, out of band."""
+    """Validate one row as it is typed: its errors, its type's note, price and duplicates, out of band."""
     formset = _bound_formset(request.POST)
     if formset is None or index >= formset.total_form_count():
         return HttpResponseBadRequest(_("The checkout form was incomplete; reload the page."))

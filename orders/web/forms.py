@@ -1,46 +1,61 @@
 """The checkout's formset: one form per order component (seed step S101). The forms only carry what
-was typed; every rule lives in the order types, so the website, the API and the admin agree."""
+was typed; every rule lives in the order types, so the website, the API and the admin agree.
+
+A row offers the inputs of every registered order type, each group rendered by its type's own partial
+and named with its kind ("rows-3-goods-sku", "rows-3-game-sku"), so that two types with a field of the
+same name never collide. The row reads only the inputs of the kind chosen in its menu.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django import forms
 from django.conf import settings
 from django.forms import formset_factory
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from orders import registry
+from orders.registry import OrderType
 
-ROW_FIELDS = ("kind", "sku", "quantity", "phone", "face_value", "account", "reference")
 PREFIX = "rows"
-FIRST_KINDS = ("goods", "mobile", "game")  # the usual order in the menu; other types follow
+DEFAULT_KIND = "goods"
+# Inputs of a row that belong to no order type.
+COMMON_INPUTS = ("kind", "reference")
 
 
 def kind_choices():
-    kinds = [kind for kind in FIRST_KINDS if registry.get(kind)] + [k for k in registry.kinds() if k not in FIRST_KINDS]
-    return [(kind, registry.get(kind).label or kind) for kind in kinds]
+    return [(order_type.kind, order_type.label or order_type.kind) for order_type in registry.menu()]
 
 
-def face_value_choices():
-    return [("", "—")] + [(str(value), f"¥{value}") for value in settings.RECHARGE_FACE_VALUES]
+def row_inputs() -> list[str]:
+    """Every input name of one row, after its prefix: "kind", "reference", "goods-sku", ..."""
+    return [*COMMON_INPUTS, *(f"{t.kind}-{name}" for t in registry.menu() for name in t.fields)]
+
+
+@dataclass
+class KindGroup:
+    """One order type's inputs in one row, as its partial renders them."""
+
+    order_type: OrderType
+    prefix: str
+    values: dict[str, str]
+    errors: dict[str, list[str]]
+    chosen: bool
+
+    @property
+    def kind(self) -> str:
+        return self.order_type.kind
+
+    @property
+    def field_errors(self) -> list[tuple[str, list[str]]]:
+        """(field, errors) for every field of the type, for the out-of-band error spans."""
+        return [(name, self.errors.get(name, [])) for name in self.order_type.fields]
 
 
 class RowForm(forms.Form):
-    kind = forms.ChoiceField(label=_("Kind"), choices=kind_choices, initial="goods")
-    sku = forms.CharField(label=_("Product SKU"), required=False, max_length=64)
-    quantity = forms.CharField(
-        label=_("Quantity"),
-        required=False,
-        max_length=6,
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "size": 4}),
-    )
-    phone = forms.CharField(
-        label=_("Phone number"),
-        required=False,
-        max_length=32,
-        widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
-    )
-    face_value = forms.ChoiceField(label=_("Face value"), required=False, choices=face_value_choices)
-    account = forms.CharField(label=_("Game account"), required=False, max_length=64)
+    kind = forms.ChoiceField(label=_("Kind"), choices=kind_choices, initial=DEFAULT_KIND)
     reference = forms.CharField(label=_("Your reference"), required=False, max_length=64)
 
     def __init__(self, *args, **kwargs):
@@ -51,21 +66,30 @@ class RowForm(forms.Form):
         self.quote = None
         self.warnings: list[str] = []
 
+    def _value(self, name: str) -> str:
+        """What is in one input, by its name after the row's prefix ("kind", "goods-sku")."""
+        if not self.is_bound:
+            return self.initial.get(name, "")
+        return self.data.get(f"{self.prefix}-{name}", "")
+
     def raw_row(self) -> dict | None:
         """The row as the API would receive it, or None for a row left blank."""
         if not self.is_bound:
             return None
-        values = {name: (self.data.get(self.add_prefix(name)) or "").strip() for name in ROW_FIELDS}
-        kind = values.pop("kind") or "goods"
+        kind = self.kind_value
+        row = {"kind": kind}
         order_type = registry.get(kind)
-        wanted = order_type.fields if order_type else tuple(values)
-        row = {"kind": kind, **{name: values[name] for name in wanted if values.get(name)}}
-        if values["reference"]:
-            row["reference"] = values["reference"]
+        if order_type is None:
+            return row  # a kind no longer on offer: validation says so on the row
+        for name in order_type.fields:
+            value = self._value(f"{kind}-{name}").strip()
+            if value:
+                row[name] = value
+        reference = self._value("reference").strip()
+        if reference:
+            row["reference"] = reference
         if len(row) == 1:
             return None  # nothing but the kind: an untouched row
-        if kind == "goods" or kind == "game":
-            row.setdefault("quantity", "1")
         return row
 
     @property
@@ -73,35 +97,65 @@ class RowForm(forms.Form):
         return int(self.prefix.rsplit("-", 1)[1])
 
     @property
-    def values(self) -> dict[str, str]:
-        """What to show in each input. Rendered by hand: a 500-row formset through widgets is too slow."""
-        if not self.is_bound:
-            return {name: self.initial.get(name, "") for name in ROW_FIELDS} | {
-                "kind": self.initial.get("kind", "goods")
-            }
-        return {name: self.data.get(self.add_prefix(name), "") for name in ROW_FIELDS}
+    def kind_value(self) -> str:
+        return self._value("kind").strip() or DEFAULT_KIND
 
     @property
-    def kind_value(self) -> str:
-        return self.values.get("kind") or "goods"
+    def reference_value(self) -> str:
+        return self._value("reference")
+
+    @property
+    def reference_errors(self) -> list[str]:
+        return self.row_errors.get("reference", [])
+
+    @property
+    def kind_groups(self) -> list[KindGroup]:
+        """Every type's inputs, hand-rendered by its partial: a 500-row formset through widgets is too slow."""
+        chosen = self.kind_value
+        return [
+            KindGroup(
+                order_type=order_type,
+                prefix=f"{self.prefix}-{order_type.kind}",
+                values={name: self._value(f"{order_type.kind}-{name}") for name in order_type.fields},
+                errors=self.row_errors if order_type.kind == chosen else {},
+                chosen=order_type.kind == chosen,
+            )
+            for order_type in registry.menu()
+        ]
 
     @property
     def other_errors(self) -> list[str]:
-        """Problems not tied to one of the inputs (a row that is not an object, an unknown field)."""
-        return [message for name, errors in self.row_errors.items() if name not in ROW_FIELDS for message in errors]
+        """Problems not tied to one of the chosen type's inputs (an unknown kind, a row that is not an object)."""
+        order_type = registry.get(self.kind_value)
+        inputs = {"reference", *(order_type.fields if order_type else ())}
+        return [message for name, errors in self.row_errors.items() if name not in inputs for message in errors]
 
 
 RowFormSet = formset_factory(RowForm, extra=0, max_num=settings.BATCH_MAX_ROWS, absolute_max=settings.BATCH_MAX_ROWS)
 
 
 class ImportForm(forms.Form):
-    text = forms.CharField(
-        label=_("Paste rows"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 5}),
-        help_text=_("One per line: phone[,face value] or SKU,quantity or SKU,account,quantity."),
-    )
+    text = forms.CharField(label=_("Paste rows"), required=False, widget=forms.Textarea(attrs={"rows": 5}))
     file = forms.FileField(label=_("or upload a CSV file"), required=False)
-    default_face_value = forms.ChoiceField(
-        label=_("Face value for numbers without one"), required=False, choices=face_value_choices, initial="50"
-    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        hints = [str(t.import_hint) for t in registry.menu() if t.import_hint]
+        self.fields["text"].help_text = gettext("One per line: %(formats)s.") % {"formats": " · ".join(hints)}
+        # Each type's own options, named with its kind like the row inputs.
+        self.option_names: list[tuple[str, str, str]] = []  # (input name, kind, option name)
+        for order_type in registry.menu():
+            for name, option in order_type.import_options().items():
+                self.fields[f"{order_type.kind}-{name}"] = option
+                self.option_names.append((f"{order_type.kind}-{name}", order_type.kind, name))
+
+    @property
+    def option_fields(self):
+        return [self[input_name] for input_name, _kind, _name in self.option_names]
+
+    def options(self) -> dict[str, dict]:
+        """The cleaned options by kind, as the order types read them."""
+        options: dict[str, dict] = {}
+        for input_name, kind, name in self.option_names:
+            options.setdefault(kind, {})[name] = self.cleaned_data.get(input_name)
+        return options

@@ -1,48 +1,48 @@
 """Turning a pasted list or an uploaded CSV file into checkout rows (the seed's "add components in bulk").
 
-Lines are `phone[,face value]`, `SKU,quantity` or `SKU,account,quantity`. A line is read as a phone
-number when its first field is made of digits, spaces, dashes and an optional +86. Nothing is validated
-here: the rows go through the same validation as any other.
+Each line is offered to the order types in their import order (`registry.importers()`); the first
+that claims it turns it into a raw row. Which formats exist is up to the types (the import form's help
+text lists their hints). Nothing is validated here: the rows go through the same validation as any other.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 
-PHONE_LIKE = re.compile(r"^\+?[\d\s-]{7,20}$")
+from orders import registry
+from orders.models import Product
+from orders.registry import ImportContext
+
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
-HEADER_WORDS = {"phone", "sku", "kind", "手机号", "号码"}
+SKU_MAX_LENGTH = Product._meta.get_field("sku").max_length
 
 
-def rows_from_text(text: str, *, default_face_value: str = "", products_kind=None) -> list[dict]:
-    """`products_kind(sku) -> kind or None` tells goods from game SKUs."""
-    rows = []
+def rows_from_text(text: str, *, options: dict[str, dict] | None = None) -> list[dict]:
+    """`options` are the import form's options by kind (see OrderType.import_options)."""
+    lines = []
     for fields in csv.reader(io.StringIO(text)):
         fields = [field.strip() for field in fields]
         while fields and not fields[-1]:
             fields.pop()
-        if not fields or not fields[0] or fields[0].lower() in HEADER_WORDS:
-            continue
-        rows.append(_row(fields, default_face_value, products_kind))
+        if fields and fields[0]:
+            lines.append(fields)
+    importers = registry.importers()
+    headers = {"kind"}.union(*(order_type.import_headers for order_type in importers))
+    lines = [fields for fields in lines if fields[0].lower() not in headers]
+    # One query for the products of every line, not one per line.
+    # PostgreSQL refuses NUL in a query; no SKU has one, nor more than 64 characters.
+    firsts = {fields[0] for fields in lines if len(fields[0]) <= SKU_MAX_LENGTH and "\x00" not in fields[0]}
+    products = {product.sku: product for product in Product.objects.filter(sku__in=firsts)} if firsts else {}
+    context = ImportContext(products=products, options=options or {})
+    rows = []
+    for fields in lines:
+        for order_type in importers:
+            row = order_type.import_row(fields, context)
+            if row is not None:
+                rows.append(row)
+                break
     return rows
-
-
-def _row(fields: list[str], default_face_value: str, products_kind) -> dict:
-    first = fields[0]
-    if PHONE_LIKE.match(first):
-        row = {"kind": "mobile", "phone": first}
-        face_value = fields[1] if len(fields) > 1 else default_face_value
-        if face_value:
-            row["face_value"] = face_value.lstrip("¥")
-        return row
-    kind = (products_kind(first) if products_kind else None) or "goods"
-    if kind == "game":
-        row = {"kind": "game", "sku": first, "account": fields[1] if len(fields) > 1 else ""}
-        row["quantity"] = fields[2] if len(fields) > 2 else "1"
-        return row
-    return {"kind": kind, "sku": first, "quantity": fields[1] if len(fields) > 1 else "1"}
 
 
 def text_from_upload(upload) -> str:

@@ -16,15 +16,15 @@ def test_mobile_rows_are_paid_once_and_a_failing_number_is_refunded(shopper_page
 
     # one row of each: a phone that tops up, a phone the upstream refuses (…0000), and goods
     page.select_option("#rows-0 select[name=rows-0-kind]", "mobile")
-    page.fill("input[name=rows-0-phone]", "13800138000")
-    page.select_option("select[name=rows-0-face_value]", "50")
+    page.fill("input[name=rows-0-mobile-phone]", "13800138000")
+    page.select_option("select[name=rows-0-mobile-face_value]", "50")
     expect(page.locator("#rows-0-info")).to_contain_text("China Mobile · Beijing")
     expect(page.locator("#rows-0-info")).to_contain_text("¥49.50")
     page.select_option("select[name=rows-1-kind]", "mobile")
-    page.fill("input[name=rows-1-phone]", "13900000000")
-    page.select_option("select[name=rows-1-face_value]", "20")
-    page.fill("input[name=rows-2-sku]", "TSHIRT-M")
-    page.fill("input[name=rows-2-quantity]", "2")
+    page.fill("input[name=rows-1-mobile-phone]", "13900000000")
+    page.select_option("select[name=rows-1-mobile-face_value]", "20")
+    page.fill("input[name=rows-2-goods-sku]", "TSHIRT-M")
+    page.fill("input[name=rows-2-goods-quantity]", "2")
     expect(page.locator("#valid-count")).to_have_text("3 valid rows")
     expect(page.locator("#total")).to_have_text("¥187.30")  # 49.50 + 19.80 + 118.00
 

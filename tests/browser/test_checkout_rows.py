@@ -30,11 +30,11 @@ def test_add_one_row_then_ten_rows_then_remove_one(shopper_page):
     expect(rows(page)).to_have_count(14)
     expect(page.locator("#id_rows-TOTAL_FORMS")).to_have_value("14")
 
-    page.fill("input[name=rows-5-sku]", "KEEP-ME")
+    page.fill("input[name=rows-5-goods-sku]", "KEEP-ME")
     page.click("#rows-4 button.remove")
     expect(rows(page)).to_have_count(13)
     expect(page.locator("#id_rows-TOTAL_FORMS")).to_have_value("13")
-    expect(page.locator("input[name=rows-4-sku]")).to_have_value("KEEP-ME")  # renumbered, not lost
+    expect(page.locator("input[name=rows-4-goods-sku]")).to_have_value("KEEP-ME")  # renumbered, not lost
 
 
 def test_twenty_pasted_numbers_become_twenty_priced_rows(shopper_page):
@@ -42,7 +42,7 @@ def test_twenty_pasted_numbers_become_twenty_priced_rows(shopper_page):
 
     page.click("#import summary")
     page.fill("textarea[name=text]", "\n".join(TWENTY_NUMBERS))
-    page.select_option("select[name=default_face_value]", "30")
+    page.select_option("select[name=mobile-default_face_value]", "30")
     page.click("#import-rows")
 
     expect(rows(page)).to_have_count(20)
@@ -54,11 +54,11 @@ def test_twenty_pasted_numbers_become_twenty_priced_rows(shopper_page):
 def test_an_invalid_row_is_shown_and_placed_only_after_choosing_to_skip_it(shopper_page):
     page = shopper_page
     ProductFactory(sku="MUG", name="Mug", unit_price=Decimal("25.50"))
-    page.fill("input[name=rows-0-sku]", "MUG")
+    page.fill("input[name=rows-0-goods-sku]", "MUG")
     page.select_option("select[name=rows-1-kind]", "mobile")
-    page.fill("input[name=rows-1-phone]", "010 1234 5678")  # a landline
-    page.select_option("select[name=rows-1-face_value]", "50")
-    expect(page.locator("#rows-1-phone-errors")).to_contain_text("is not a mobile number")
+    page.fill("input[name=rows-1-mobile-phone]", "010 1234 5678")  # a landline
+    page.select_option("select[name=rows-1-mobile-face_value]", "50")
+    expect(page.locator("#rows-1-mobile-phone-errors")).to_contain_text("is not a mobile number")
     expect(page.locator("#invalid-count")).to_have_text("1 with problems")
 
     solve_captcha(page)

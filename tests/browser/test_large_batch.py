@@ -21,11 +21,15 @@ def test_a_500_row_paste_renders_validates_and_places(shopper_page):
     expect(page.locator("#valid-count")).to_have_text("500 valid rows")
     expect(page.locator("#total")).to_have_text("¥24750.00")  # 500 × 50 × 0.99
 
-    # a typo in row 250 is caught as it is typed, and fixed again
-    page.fill("input[name=rows-249-phone]", "1391234")
-    expect(page.locator("#rows-249-phone-errors")).to_contain_text("is not a valid mainland China phone number")
+    # a typo in row 250 is caught as it is typed, and fixed again. Right after a 500-row swap a Chromium
+    # trace shows the page's main thread held for 6-9 s by one DevTools command (the test driver, not the
+    # site) on a loaded 2-core machine; the htmx request waits behind it, hence the longer wait here.
+    page.fill("input[name=rows-249-mobile-phone]", "1391234")
+    expect(page.locator("#rows-249-mobile-phone-errors")).to_contain_text(
+        "is not a valid mainland China phone number", timeout=30000
+    )
     expect(page.locator("#valid-count")).to_have_text("499 valid rows")
-    page.fill("input[name=rows-249-phone]", "13912341249")
+    page.fill("input[name=rows-249-mobile-phone]", "13912341249")
     expect(page.locator("#valid-count")).to_have_text("500 valid rows")
 
     solve_captcha(page)

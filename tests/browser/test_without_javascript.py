@@ -22,11 +22,11 @@ def test_a_shopper_without_javascript_adds_a_row_places_and_reaches_the_payment_
 
         page.click("#add-row")  # a plain submit: the page comes back with one more row
         expect(page.locator("#rows fieldset.row")).to_have_count(4)
-        page.fill("input[name=rows-3-sku]", "MUG")
-        page.fill("input[name=rows-3-quantity]", "2")
+        page.fill("input[name=rows-3-goods-sku]", "MUG")
+        page.fill("input[name=rows-3-goods-quantity]", "2")
         page.select_option("select[name=rows-2-kind]", "mobile")  # every field is visible without JavaScript
-        page.fill("input[name=rows-2-phone]", "13800138000")
-        page.select_option("select[name=rows-2-face_value]", "20")
+        page.fill("input[name=rows-2-mobile-phone]", "13800138000")
+        page.select_option("select[name=rows-2-mobile-face_value]", "20")
         solve_captcha(page)
         page.click("#submit")
 

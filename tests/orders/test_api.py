@@ -84,8 +84,11 @@ def test_more_rows_than_the_limit_is_400_and_nothing_is_created(api_client, sett
         ({"kind": "goods", "sku": "OLD"}, {"sku": ["OLD is not on sale."]}),
         ({"kind": "goods"}, {"sku": ["This field is required."]}),
         ({"sku": "TSHIRT-M"}, {"kind": ["This field is required."]}),
-        ({"kind": "boat", "sku": "TSHIRT-M"}, {"kind": ["Unknown kind boat; expected one of: game, goods, mobile."]}),
-        ({"kind": 7}, {"kind": ["Unknown kind 7; expected one of: game, goods, mobile."]}),
+        (
+            {"kind": "boat", "sku": "TSHIRT-M"},
+            {"kind": ["Unknown kind boat; expected one of: game, goods, mobile, ticket."]},
+        ),
+        ({"kind": 7}, {"kind": ["Unknown kind 7; expected one of: game, goods, mobile, ticket."]}),
         ({"kind": "goods", "sku": "TSHIRT-M", "qty": 2}, {"qty": ["Unknown field."]}),
         ({"kind": "goods", "sku": "TSHIRT-M", "reference": "r" * 65}, {"reference": ["At most 64 characters."]}),
         ("TSHIRT-M", {"non_field_errors": ["Each row must be a JSON object."]}),

@@ -35,7 +35,7 @@ def test_invalid_rows_without_skip_are_refused_and_nothing_is_created(worker, ap
         3: {"sku": ["No product has the SKU NO-SUCH-SKU."]},
         11: {"quantity": ["Must be at least 1."]},
         20: {"sku": ["This field is required."]},
-        33: {"kind": ["Unknown kind spaceship; expected one of: game, goods, mobile."]},
+        33: {"kind": ["Unknown kind spaceship; expected one of: game, goods, mobile, ticket."]},
         49: {"quantity": ["Must be a whole number."]},
     }
     assert not Batch.objects.exists() and not BatchRow.objects.exists() and not Order.objects.exists()

@@ -55,7 +55,8 @@ def test_a_20_order_batch_is_one_payment_paid_through_the_gateway_page(
 
     page = client.get(gateway_path(payment))
     assert f"{payment.amount} CNY".encode() in page.content
-    assert page.content.count(b"goods") == 20  # every order is listed on the gateway's page
+    # every order is listed on the gateway's page, described by its type
+    assert page.content.count(b"Product CARD \xc3\x97 ") == 20
     response = pay_on_gateway_page(client, payment)
     assert response.status_code == 302  # back to the shop
 

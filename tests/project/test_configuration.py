@@ -23,7 +23,9 @@ def manage(*args, **env) -> subprocess.CompletedProcess:
     clean = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_", "REDIS_", "CELERY_", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"))
+        if not k.startswith(
+            ("DATABASE_", "REDIS_", "CELERY_", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE", "DJANGO_SETTINGS_MODULE")
+        )
     }
     return subprocess.run(
         [sys.executable, "manage.py", *args],
