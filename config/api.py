@@ -1,9 +1,30 @@
-"""DRF glue shared by every app's API."""
+"""DRF glue shared by every app's API: strict pagination. (Errors: config.errors; parsing: config.json_input;
+throttling: config.throttling; the schema: config.openapi.)"""
 
-from rest_framework.views import exception_handler as drf_exception_handler
+import re
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions, pagination
+
+PAGE_NOT_A_NUMBER = _("Must be a whole number of at least 1.")
+_PAGE = re.compile(r"[0-9]{1,9}")
 
 
-def exception_handler(exc, context):
-    # DRF already answers parse errors, validation errors, 404s and permission errors with 4xx;
-    # anything else is a bug and must surface as one rather than be disguised.
-    return drf_exception_handler(exc, context)
+class PageNumberPagination(pagination.PageNumberPagination):
+    """`?page=N` with N ≥ 1. Anything else is a 400 naming the parameter (DRF answers 404 "Invalid page" to
+    `?page=abc` and treats `?page=` as the first page); a page past the end stays a 404."""
+
+    last_page_strings = ()  # "?page=last" would contradict the schema's integer
+
+    def paginate_queryset(self, queryset, request, view=None):
+        raw = request.query_params.get(self.page_query_param)
+        if raw is not None and (not _PAGE.fullmatch(raw) or int(raw) < 1):
+            raise exceptions.ValidationError({self.page_query_param: [str(PAGE_NOT_A_NUMBER)]})
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": 999_999_999}
+        return parameters

@@ -7,9 +7,10 @@ from orders import messages
 from orders.models import Order, Product
 from orders.money import to_money
 from orders.registry import OrderType, PlacementRefused, Quote, SubmissionContext
-from orders.rows import RowCleaner
+from orders.rows import RowCleaner, text_schema, whole_number_schema
 
 MAX_QUANTITY = 999
+SKU_MAX_LENGTH = 64
 
 
 class ProductOrderType(OrderType):
@@ -17,12 +18,21 @@ class ProductOrderType(OrderType):
 
     fields = ("sku", "quantity")
 
+    def field_schemas(self) -> dict[str, dict]:
+        return {
+            "sku": text_schema(max_length=SKU_MAX_LENGTH),
+            "quantity": whole_number_schema(min_value=1, max_value=MAX_QUANTITY, default=1),
+        }
+
+    def required_fields(self) -> tuple[str, ...]:
+        return ("sku",)
+
     def skus(self, raw: dict):
         sku = raw.get("sku")
         return (sku.strip(),) if isinstance(sku, str) else ()
 
     def clean_row(self, row: RowCleaner, context: SubmissionContext) -> None:
-        sku = row.text("sku", max_length=64)
+        sku = row.text("sku", max_length=SKU_MAX_LENGTH)
         quantity = row.whole_number("quantity", min_value=1, max_value=MAX_QUANTITY, default=1)
         product = self._product(row, sku, context)
         if product is None or quantity is None:

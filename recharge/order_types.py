@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.conf import settings
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from config import inputs
 from orders import messages as order_messages
 from orders.goods import ProductOrderType
 from orders.models import Order, Product
 from orders.money import to_money
 from orders.registry import OrderType, Quote, SubmissionContext
-from orders.rows import RowCleaner
+from orders.rows import RowCleaner, decimal_schema, text_schema
 from recharge import messages, services
 from recharge.models import CarrierDiscount
 from recharge.numbers import InvalidNumber, parse_mobile
 from recharge.tasks import fulfil_order
 
 DEFAULT_ACCOUNT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{3,63}"
+PHONE_MAX_LENGTH = 32
+ACCOUNT_MAX_LENGTH = 64
 
 
 def carrier_discounts() -> dict[str, Decimal]:
@@ -46,8 +49,18 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
     label = _("Mobile top-up")
     fields = ("phone", "face_value")
 
+    def field_schemas(self) -> dict[str, dict]:
+        offered = ", ".join(str(value) for value in settings.RECHARGE_FACE_VALUES)
+        return {
+            "phone": {**text_schema(max_length=PHONE_MAX_LENGTH), "description": "A mainland China mobile number."},
+            "face_value": {**decimal_schema(), "description": f"One of the face values on offer: {offered}."},
+        }
+
+    def required_fields(self) -> tuple[str, ...]:
+        return self.fields
+
     def clean_row(self, row: RowCleaner, context: SubmissionContext) -> None:
-        phone = row.text("phone", max_length=32)
+        phone = row.text("phone", max_length=PHONE_MAX_LENGTH)
         face_value = self._face_value(row)
         if phone is not None:
             try:
@@ -64,17 +77,17 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
             row.error("face_value", str(order_messages.REQUIRED))
             return None
         try:
-            value = Decimal(str(raw).strip()) if not isinstance(raw, bool) else None
-        except InvalidOperation:
-            value = None
-        if value is None or not value.is_finite():
+            if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+                raise inputs.InputRefused(raw)
+            value = inputs.decimal_from_text(raw if isinstance(raw, str) else str(raw))
+        except (inputs.InputRefused, ValueError):  # str() of an int past 4,300 digits is a ValueError
             row.error("face_value", str(messages.FACE_VALUE_NOT_A_NUMBER))
             return None
         offered = settings.RECHARGE_FACE_VALUES
         if value not in offered:
             row.error(
                 "face_value",
-                str(messages.FACE_VALUE_NOT_OFFERED).format(value=raw, values=", ".join(str(v) for v in offered)),
+                str(messages.FACE_VALUE_NOT_OFFERED).format(value=value, values=", ".join(str(v) for v in offered)),
             )
             return None
         return offered[offered.index(value)]  # "50.00" and 50 are both stored as the offered "50"
@@ -115,8 +128,17 @@ class GameCurrencyType(RechargeFulfilment, ProductOrderType):
     label = _("Game currency")
     fields = ("sku", "account", "quantity")
 
+    def field_schemas(self) -> dict[str, dict]:
+        return {
+            **super().field_schemas(),
+            "account": {**text_schema(max_length=ACCOUNT_MAX_LENGTH), "description": "The game account to credit."},
+        }
+
+    def required_fields(self) -> tuple[str, ...]:
+        return ("sku", "account")
+
     def clean_product_row(self, row: RowCleaner, product: Product) -> None:
-        account = row.text("account", max_length=64)
+        account = row.text("account", max_length=ACCOUNT_MAX_LENGTH)
         if account is None:
             return
         pattern = product.attributes.get("account_pattern") or DEFAULT_ACCOUNT_PATTERN

@@ -51,6 +51,8 @@ def redis_url():
         poll_until(lambda: _pings(client), timeout=10, what="the private redis-server")
     settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = settings.REDIS_URL = url
     celery_app.conf.update(broker_url=url, result_backend=url)
+    # The throttles count in the cache: this run's Redis too (set before any request opened the cache).
+    settings.CACHES["default"]["LOCATION"] = url
     yield url
     if process is not None:
         process.terminate()

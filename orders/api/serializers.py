@@ -1,18 +1,35 @@
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.openapi import RowErrorSerializer
+from orders.api import schema  # noqa: F401  (registers the rows' OpenAPI shapes)
 from orders.models import Batch, BatchRow, Order, Product
 
 
+class RowsField(serializers.Field):
+    """The rows as sent: each is checked by its order type (orders.services), which names the row and field of
+    every problem. The JSON parser has already bounded their size, depth and numbers (config.json_input)."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false only: DRF's own also takes "yes", "on", 1, ... which the schema's boolean does not."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+
+
 class BatchSubmitSerializer(serializers.Serializer):
-    # Each row is checked by the order-type registry, which names the row and field of every problem.
-    rows = serializers.JSONField()
-    skip_invalid = serializers.BooleanField(default=False)
-
-
-class RowErrorSerializer(serializers.Serializer):
-    index = serializers.IntegerField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    rows = RowsField()
+    skip_invalid = StrictBooleanField(default=False)
 
 
 class BatchAcceptedSerializer(serializers.Serializer):
@@ -131,17 +148,21 @@ class BatchDetailSerializer(BatchSummarySerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(BatchOrderSerializer(many=True))
     def get_orders(self, batch) -> list[dict]:
         return BatchOrderSerializer(batch.orders.order_by("row_index"), many=True).data
 
+    @extend_schema_field(RowFailureSerializer(many=True))
     def get_failures(self, batch) -> list[dict]:
         rows = batch.rows.filter(outcome=BatchRow.Outcome.FAILED).order_by("row_index")
         return RowFailureSerializer(rows, many=True).data
 
+    @extend_schema_field(RejectedRowSerializer(many=True))
     def get_rejected_rows(self, batch) -> list[dict]:
         rows = batch.rows.filter(outcome=BatchRow.Outcome.REJECTED).order_by("row_index")
         return RejectedRowSerializer(rows, many=True).data
 
+    @extend_schema_field(BatchPaymentSerializer(allow_null=True))
     def get_payment(self, batch) -> dict | None:
         payment = getattr(batch, "payment", None)
         return BatchPaymentSerializer(payment).data if payment is not None else None
