@@ -3,6 +3,7 @@
 from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 
+from config import inputs
 from orders import messages
 from orders.models import Order, Product
 from orders.money import to_money
@@ -29,7 +30,8 @@ class ProductOrderType(OrderType):
 
     def skus(self, raw: dict):
         sku = raw.get("sku")
-        return (sku.strip(),) if isinstance(sku, str) else ()
+        # Looked up before the row is checked: text the database refuses is left to the check to name.
+        return (sku.strip(),) if isinstance(sku, str) and not inputs.text_problem(sku) else ()
 
     def clean_row(self, row: RowCleaner, context: SubmissionContext) -> None:
         sku = row.text("sku", max_length=SKU_MAX_LENGTH)
