@@ -117,4 +117,5 @@ def test_too_many_requests_is_a_429_in_json_with_retry_after(api_client, setting
 
     assert [answer.status_code for answer in answers] == [200, 200, 429]
     assert_json_error(answers[2], 429, "throttled")
-    assert 1 <= int(answers[2]["Retry-After"]) <= 60
+    # The sliding estimate still counts part of the last window's requests for up to half a window after it.
+    assert 1 <= int(answers[2]["Retry-After"]) <= 90
