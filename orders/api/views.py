@@ -1,5 +1,5 @@
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -45,6 +45,20 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(
         request=BatchSubmitSerializer,
+        examples=[
+            OpenApiExample(
+                "One row of each kind",
+                request_only=True,
+                value={
+                    "rows": [
+                        {"kind": "goods", "sku": "TSHIRT-M", "quantity": 2},
+                        {"kind": "mobile", "phone": "13800138000", "face_value": "50"},
+                        {"kind": "game", "sku": "GAME-GOLD-60", "account": "user-123456", "quantity": 3},
+                    ],
+                    "skip_invalid": False,
+                },
+            )
+        ],
         responses={
             202: BatchAcceptedSerializer,
             400: error_response(400, "Nothing was created: the rows (each by index and field) or the envelope."),
