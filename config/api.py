@@ -4,7 +4,7 @@ throttling: config.throttling; the schema: config.openapi.)"""
 import re
 
 from django.utils.translation import gettext_lazy as _
-from rest_framework import exceptions, pagination
+from rest_framework import exceptions, pagination, renderers
 
 PAGE_NOT_A_NUMBER = _("Must be a whole number of at least 1.")
 _PAGE = re.compile(r"[0-9]{1,9}")
@@ -28,3 +28,18 @@ class PageNumberPagination(pagination.PageNumberPagination):
             if parameter["name"] == self.page_query_param:
                 parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": 999_999_999}
         return parameters
+
+
+class JSONRenderer(renderers.JSONRenderer):
+    """DRF's renderer (UTF-8, readable Chinese), falling back to ASCII escapes for text UTF-8 cannot encode.
+
+    The edge checks keep lone surrogates out of what is stored and echoed; this is the belt to those braces:
+    an answer must never become a 500 because it quotes what someone sent.
+    """
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        try:
+            return super().render(data, accepted_media_type, renderer_context)
+        except UnicodeEncodeError:
+            self.ensure_ascii = True
+            return super().render(data, accepted_media_type, renderer_context)

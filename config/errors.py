@@ -72,9 +72,8 @@ def error_body(status: int, detail=None, code: str | None = None, **fields) -> d
 
 def json_error(status: int, detail=None, code: str | None = None, **fields) -> JsonResponse:
     """An error answer for a plain Django view (the webhook, the handlers)."""
-    return JsonResponse(
-        error_body(status, detail, code, **fields), status=status, json_dumps_params={"ensure_ascii": False}
-    )
+    # ASCII escapes (json's default): a message quoting someone's lone surrogate can still be encoded.
+    return JsonResponse(error_body(status, detail, code, **fields), status=status)
 
 
 def api_error(status: int, detail=None, code: str | None = None, **fields) -> Response:

@@ -192,6 +192,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only, with bounded depth, size and numbers (config/json_input.py); form bodies answer 415.
     "DEFAULT_PARSER_CLASSES": ["config.json_input.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["config.api.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_PAGINATION_CLASS": "config.api.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",

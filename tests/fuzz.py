@@ -40,10 +40,20 @@ def fuzz_settings(name: str):
 NASTY_CHARACTERS = ["\x00", "\ud800", "\udbff", "\udc00", "\udfff", "\u200f", "\u202e", "\u2066", "\ufeff", "²", "٣",
                     "９", "[", "{", '"', "\\", ",", "\n", "\r", "\t", " ", "é", "号"]
 
+PLAUSIBLE = ["", " ", "POSTER-A2", "TSHIRT-M", "GAME-GOLD-60", "user-123456", "13800138000", "+86 138 0013 8000",
+             "50", "2", "PO-1"]
+# A value that would pass, with one hostile character slipped in somewhere: reaches the checks behind the first.
+spiked = st.builds(
+    lambda value, character, position: value[:position] + character + value[position:],
+    st.sampled_from(PLAUSIBLE),
+    st.sampled_from(NASTY_CHARACTERS),
+    st.integers(0, 20),
+)
 texts = st.one_of(
+    spiked,
     st.text(max_size=30),
     st.text(alphabet=st.sampled_from(NASTY_CHARACTERS) | st.characters(), max_size=30),
-    st.sampled_from(["", " ", "POSTER-A2", "TSHIRT-M", "GAME-GOLD-60", "13800138000", "+86 138 0013 8000", "50"]),
+    st.sampled_from(PLAUSIBLE),
     st.builds(lambda digits, sign: sign + "9" * digits, st.integers(0, 6000), st.sampled_from(["", "-", "+"])),
     st.sampled_from(["1e400", "1e999", "-0", "NaN", "Infinity", "0x10", "1_000", "5E1", ".5", "50.00", "1e-400"]),
 )
