@@ -47,7 +47,7 @@ class BatchAcceptedSerializer(serializers.Serializer):
 
 class OrderSerializer(serializers.ModelSerializer):
     batch = serializers.UUIDField(source="batch_id", read_only=True)
-    sku = serializers.CharField(source="product.sku", default=None, read_only=True)
+    sku = serializers.CharField(source="product.sku", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = Order
