@@ -37,11 +37,45 @@ def fuzz_settings(name: str):
 
 # Characters that broke things, or might: NUL, lone surrogates, right-to-left marks and overrides, a BOM, digits
 # that str.isdigit() accepts and int() does not, fullwidth digits, brackets and quotes.
-NASTY_CHARACTERS = ["\x00", "\ud800", "\udbff", "\udc00", "\udfff", "\u200f", "\u202e", "\u2066", "\ufeff", "²", "٣",
-                    "９", "[", "{", '"', "\\", ",", "\n", "\r", "\t", " ", "é", "号"]
+NASTY_CHARACTERS = [
+    "\x00",
+    "\ud800",
+    "\udbff",
+    "\udc00",
+    "\udfff",
+    "\u200f",
+    "\u202e",
+    "\u2066",
+    "\ufeff",
+    "²",
+    "٣",
+    "\uff19",
+    "[",
+    "{",
+    '"',
+    "\\",
+    ",",
+    "\n",
+    "\r",
+    "\t",
+    " ",
+    "é",
+    "号",
+]
 
-PLAUSIBLE = ["", " ", "POSTER-A2", "TSHIRT-M", "GAME-GOLD-60", "user-123456", "13800138000", "+86 138 0013 8000",
-             "50", "2", "PO-1"]
+PLAUSIBLE = [
+    "",
+    " ",
+    "POSTER-A2",
+    "TSHIRT-M",
+    "GAME-GOLD-60",
+    "user-123456",
+    "13800138000",
+    "+86 138 0013 8000",
+    "50",
+    "2",
+    "PO-1",
+]
 # A value that would pass, with one hostile character slipped in somewhere: reaches the checks behind the first.
 spiked = st.builds(
     lambda value, character, position: value[:position] + character + value[position:],
@@ -103,8 +137,10 @@ raw_bodies = st.one_of(
     st.binary(max_size=200),
     deep_documents.map(str.encode),
     st.builds(lambda inner: ('{"rows": [' + inner + "]}").encode(), deep_documents),
-    st.builds(lambda digits: ('{"rows": [{"kind": "goods", "quantity": ' + "9" * digits + "}]}").encode(),
-              st.integers(1, 6000)),
+    st.builds(
+        lambda digits: ('{"rows": [{"kind": "goods", "quantity": ' + "9" * digits + "}]}").encode(),
+        st.integers(1, 6000),
+    ),
     json_values.map(lambda value: dumps(value).encode()),
 )
 

@@ -52,8 +52,12 @@ def test_any_rows_get_a_4xx_or_are_accepted_never_a_5xx(api_client, rows, skip_i
 
 
 @fuzz_settings("api_raw_body")
-@given(body=raw_bodies, content_type=st.sampled_from(["application/json", "application/json; charset=latin-1",
-                                                      "text/plain", "application/x-www-form-urlencoded"]))
+@given(
+    body=raw_bodies,
+    content_type=st.sampled_from(
+        ["application/json", "application/json; charset=latin-1", "text/plain", "application/x-www-form-urlencoded"]
+    ),
+)
 def test_any_bytes_get_a_4xx_in_json(api_client, body, content_type):
     before = database_state()
 

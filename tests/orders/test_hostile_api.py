@@ -62,9 +62,7 @@ def row_errors(response) -> dict:
         "5000-digit-face-value",
     ],
 )
-def test_text_and_numbers_the_database_or_python_refuse_are_a_400_naming_row_and_field(
-    api_client, row, field, message
-):
+def test_text_and_numbers_the_database_or_python_refuse_are_a_400_naming_row_and_field(api_client, row, field, message):
     # JSON escapes keep the NUL and the lone surrogate as the client sent them (\u0000, \ud800).
     body = json.dumps({"rows": [{"kind": "goods", "sku": "POSTER-A2"}, row]})
 
@@ -155,7 +153,9 @@ def test_a_form_body_is_a_415_in_json(api_client):
 
 
 def test_skip_invalid_must_be_a_json_boolean(api_client):
-    response = post_raw(api_client, json.dumps({"rows": [{"kind": "goods", "sku": "POSTER-A2"}], "skip_invalid": "yes"}))
+    response = post_raw(
+        api_client, json.dumps({"rows": [{"kind": "goods", "sku": "POSTER-A2"}], "skip_invalid": "yes"})
+    )
 
     assert assert_error_shape(response, 400)["skip_invalid"] == ["Must be a valid boolean."]
 

@@ -11,7 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from rest_framework.authtoken.models import Token
 
 from orders import selectors, services
@@ -94,11 +93,15 @@ def _config(path: Path, shop) -> Path:
 
 
 def test_schemathesis_finds_no_failure_over_the_live_schema(shop, start_server, tmp_path):
-    server = start_server("schemathesis", workers=2, environment={
-        "API_THROTTLE_USER": "100000/minute",
-        "API_THROTTLE_BATCHES": "100000/minute",
-        "API_THROTTLE_LOOKUP": "100000/minute",
-    })
+    server = start_server(
+        "schemathesis",
+        workers=2,
+        environment={
+            "API_THROTTLE_USER": "100000/minute",
+            "API_THROTTLE_BATCHES": "100000/minute",
+            "API_THROTTLE_LOOKUP": "100000/minute",
+        },
+    )
     config = _config(tmp_path / "schemathesis.toml", shop)
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
@@ -138,7 +141,7 @@ def test_the_throttle_holds_across_two_server_processes(shop, start_server):
     answers = [_request(server.url + lookup, shop["token"]) for server in (first, second, first, second, first, second)]
 
     assert [status for status, _, _ in answers] == [200, 200, 200, 200, 429, 429]
-    for status, headers, body in answers[4:]:
+    for _, headers, body in answers[4:]:
         assert body["code"] == "throttled"
         assert int(headers["Retry-After"]) >= 1
     # Each process alone has seen only three requests: a per-process count would have let the fifth through.

@@ -59,8 +59,14 @@ def test_the_live_row_check_answers_any_bytes_with_a_page(shopper, rows, index):
 @fuzz_settings("paste")
 @given(lines=st.lists(st.lists(form_texts, min_size=1, max_size=4).map(",".join), min_size=1, max_size=5))
 def test_a_pasted_list_of_anything_answers_with_a_page(shopper, lines):
-    fields = {"rows-TOTAL_FORMS": b"1", "rows-INITIAL_FORMS": b"0", "rows-0-kind": b"goods", "import": b"1",
-              "text": "\n".join(lines).encode("utf-8"), "default_face_value": b"50"}
+    fields = {
+        "rows-TOTAL_FORMS": b"1",
+        "rows-INITIAL_FORMS": b"0",
+        "rows-0-kind": b"goods",
+        "import": b"1",
+        "text": "\n".join(lines).encode("utf-8"),
+        "default_face_value": b"50",
+    }
 
     response = shopper.post("/checkout/", urlencoded(fields), content_type="application/x-www-form-urlencoded")
 
@@ -69,12 +75,14 @@ def test_a_pasted_list_of_anything_answers_with_a_page(shopper, lines):
 
 
 @fuzz_settings("csv_upload")
-@given(content=st.one_of(
-    st.binary(max_size=400),
-    st.lists(st.lists(form_texts, min_size=1, max_size=4).map(",".join), max_size=5).map(
-        lambda lines: "\n".join(lines).encode("gb18030", "replace")
-    ),
-))
+@given(
+    content=st.one_of(
+        st.binary(max_size=400),
+        st.lists(st.lists(form_texts, min_size=1, max_size=4).map(",".join), max_size=5).map(
+            lambda lines: "\n".join(lines).encode("gb18030", "replace")
+        ),
+    )
+)
 def test_an_uploaded_csv_of_any_bytes_answers_with_a_page(shopper, content):
     upload = SimpleUploadedFile("rows.csv", content, "text/csv")
 
