@@ -1,10 +1,12 @@
-"""DRF glue shared by every app's API: strict pagination. (Errors: config.errors; parsing: config.json_input;
+"""DRF glue shared by every app's API: token authentication, strict pagination, a renderer that cannot fail. (Errors: config.errors; parsing: config.json_input;
 throttling: config.throttling; the schema: config.openapi.)"""
 
 import re
 
 from django.utils.translation import gettext_lazy as _
-from rest_framework import exceptions, pagination, renderers
+from rest_framework import authentication, exceptions, pagination, renderers
+
+from config.inputs import text_problem
 
 PAGE_NOT_A_NUMBER = _("Must be a whole number of at least 1.")
 _PAGE = re.compile(r"[0-9]{1,9}")
@@ -43,3 +45,12 @@ class JSONRenderer(renderers.JSONRenderer):
         except UnicodeEncodeError:
             self.ensure_ascii = True
             return super().render(data, accepted_media_type, renderer_context)
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    """DRF's, with the key checked before it is looked up: a NUL in it is a 401, not a database error."""
+
+    def authenticate_credentials(self, key):
+        if len(key) > 64 or text_problem(key):
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
+        return super().authenticate_credentials(key)

@@ -37,6 +37,12 @@ def test_a_wrong_token_is_a_401_in_json(db):
     assert_json_error(response, 401, "authentication_failed")
 
 
+def test_a_token_with_a_nul_is_a_401_in_json(db):
+    response = APIClient(HTTP_AUTHORIZATION="Token abc\x00def").get("/api/v1/batches/")
+
+    assert_json_error(response, 401, "authentication_failed")
+
+
 def test_a_non_staff_refund_is_a_403_in_json(api_client):
     assert_json_error(api_client.post("/api/v1/payments/1/refunds/", {"order": 1}, format="json"), 403)
 
