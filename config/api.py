@@ -1,5 +1,7 @@
-"""DRF glue shared by every app's API: token authentication, strict pagination, a renderer that cannot fail. (Errors: config.errors; parsing: config.json_input;
-throttling: config.throttling; the schema: config.openapi.)"""
+"""DRF glue shared by every app's API: token authentication, strict pagination, a renderer that cannot fail.
+
+Errors: config.errors; parsing: config.json_input; throttling: config.throttling; the schema: config.openapi.
+"""
 
 import re
 
