@@ -102,3 +102,6 @@ class ProductOrderType(OrderType):
 class GoodsOrderType(ProductOrderType):
     kind = "goods"
     label = _("Goods")
+
+    def example_row(self) -> dict:
+        return {"kind": self.kind, "sku": "TSHIRT-M", "quantity": 2}

@@ -62,6 +62,10 @@ class OrderType:
         """Fields a row of this type must carry, for the OpenAPI row shapes."""
         return ()
 
+    def example_row(self) -> dict | None:
+        """A valid row of this type for the API documentation (with the demo catalogue), or None."""
+        return None
+
     def skus(self, raw: dict) -> Iterable[str]:
         """Product SKUs a raw row refers to, so the submission can load them all in one query."""
         return ()

@@ -59,6 +59,9 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
     def required_fields(self) -> tuple[str, ...]:
         return self.fields
 
+    def example_row(self) -> dict:
+        return {"kind": self.kind, "phone": "13800138000", "face_value": "50"}
+
     def clean_row(self, row: RowCleaner, context: SubmissionContext) -> None:
         phone = row.text("phone", max_length=PHONE_MAX_LENGTH)
         face_value = self._face_value(row)
@@ -136,6 +139,9 @@ class GameCurrencyType(RechargeFulfilment, ProductOrderType):
 
     def required_fields(self) -> tuple[str, ...]:
         return ("sku", "account")
+
+    def example_row(self) -> dict:
+        return {"kind": self.kind, "sku": "GAME-GOLD-60", "account": "user-123456", "quantity": 3}
 
     def clean_product_row(self, row: RowCleaner, product: Product) -> None:
         account = row.text("account", max_length=ACCOUNT_MAX_LENGTH)

@@ -8,7 +8,7 @@ from config.errors import api_error
 from config.inputs import text_problem
 from config.openapi import error_response
 from config.throttling import BatchSubmitThrottle, UserThrottle
-from orders import messages, selectors, services
+from orders import messages, registry, selectors, services
 from orders.api.serializers import (
     BatchAcceptedSerializer,
     BatchDetailSerializer,
@@ -50,11 +50,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 "One row of each kind",
                 request_only=True,
                 value={
-                    "rows": [
-                        {"kind": "goods", "sku": "TSHIRT-M", "quantity": 2},
-                        {"kind": "mobile", "phone": "13800138000", "face_value": "50"},
-                        {"kind": "game", "sku": "GAME-GOLD-60", "account": "user-123456", "quantity": 3},
-                    ],
+                    "rows": [row for row in (t.example_row() for t in registry.all_types()) if row is not None],
                     "skip_invalid": False,
                 },
             )
