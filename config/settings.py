@@ -68,6 +68,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every error answer on /api/ and /payments/webhooks/ is JSON in one shape (config/errors.py).
+    "config.errors.MachineErrorsMiddleware",
+    "config.errors.EdgeRefusalMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -245,25 +248,42 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # ------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "config.api.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # JSON only, with bounded depth, size and numbers (config/json_input.py); form bodies answer 415.
+    "DEFAULT_PARSER_CLASSES": ["config.json_input.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["config.api.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "config.api.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",
+    # Counted in the shared cache below, so every web process enforces one limit (config/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("API_THROTTLE_USER", default="600/minute"),
-        # POST /api/v1/auth/token/ checks a password: per address, few attempts.
+        # POST /api/v1/batches/ and retry-failed: each may place up to BATCH_MAX_ROWS orders.
+        "batches": env.str("API_THROTTLE_BATCHES", default="30/minute"),
+        # The checkout calls the number lookup as the user types: generous, but not a free lookup service.
+        "lookup": env.str("API_THROTTLE_LOOKUP", default="120/minute"),
+        # POST /api/v1/auth/token/, per client address: a password guesser gets few tries.
         "token": env.str("API_THROTTLE_TOKEN", default="10/minute"),
     },
+    "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    # Proxies in front of the site that append to X-Forwarded-For; 0 counts clients by their own address, so
+    # that a made-up X-Forwarded-For header cannot dodge a per-address limit.
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
 }
+# Bodies nested deeper than this are refused before parsing (rows and notifications need 4 levels).
+JSON_MAX_DEPTH = 32
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 SPECTACULAR_SETTINGS = {
     "TITLE": "Batchpay API",
     "DESCRIPTION": "Place many orders at once and pay for them with one merged payment.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # 3.1 (JSON Schema 2020-12): a row field may be "a string or an integer", as the row checks accept.
+    "OAS_VERSION": "3.1.0",
     # Served from our own static files: the docs page must not fetch assets from outside the site.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -285,6 +305,20 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 # Which variable an operator should look at when the broker cannot be reached.
 CELERY_BROKER_URL_VARIABLE = "CELERY_BROKER_URL" if env.str("CELERY_BROKER_URL", default="") else "REDIS_URL"
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+# The cache that throttling counts in: one Redis for every web process, so that a limit holds across them.
+# Without Redis (the embedded default running Celery eagerly) each process counts for itself.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        if env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+        else {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env.str("CACHE_URL", default=REDIS_URL),
+            "KEY_PREFIX": "batchpay",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    )
+}
 # Only for the embedded default without any Redis: tasks run inside the web process.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -3,13 +3,15 @@
 from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 
+from config import inputs
 from orders import messages
 from orders.models import Order, Product
 from orders.money import to_money
 from orders.registry import Description, ImportContext, OrderType, PlacementRefused, Quote, SubmissionContext
-from orders.rows import RowCleaner
+from orders.rows import RowCleaner, text_schema, whole_number_schema
 
 MAX_QUANTITY = 999
+SKU_MAX_LENGTH = 64
 
 
 class ProductOrderType(OrderType):
@@ -24,12 +26,22 @@ class ProductOrderType(OrderType):
     # The fields of a pasted line, in order; the first is the SKU.
     import_columns: tuple[str, ...] = ("sku", "quantity")
 
+    def field_schemas(self) -> dict[str, dict]:
+        return {
+            "sku": text_schema(max_length=SKU_MAX_LENGTH),
+            "quantity": whole_number_schema(min_value=1, max_value=MAX_QUANTITY, default=1),
+        }
+
+    def required_fields(self) -> tuple[str, ...]:
+        return ("sku",)
+
     def skus(self, raw: dict):
         sku = raw.get("sku")
-        return (sku.strip(),) if isinstance(sku, str) else ()
+        # Looked up before the row is checked: text the database refuses is left to the check to name.
+        return (sku.strip(),) if isinstance(sku, str) and not inputs.text_problem(sku) else ()
 
     def clean_row(self, row: RowCleaner, context: SubmissionContext) -> None:
-        sku = row.text("sku", max_length=64)
+        sku = row.text("sku", max_length=SKU_MAX_LENGTH)
         quantity = row.whole_number("quantity", min_value=1, max_value=MAX_QUANTITY, default=1)
         product = self._product(row, sku, context)
         if product is None or quantity is None:
@@ -112,11 +124,7 @@ class ProductOrderType(OrderType):
 class GoodsOrderType(ProductOrderType):
     kind = "goods"
     label = _("Goods")
-    menu_order = 0
-    import_hint = _("SKU,quantity")
-    # Asked last, goods takes every line no other type claimed, so that a SKU nobody sells is shown on
-    # its row as "No product has the SKU …" instead of vanishing from the list.
-    import_order = 1000
 
-    def import_row(self, fields: list[str], context: ImportContext) -> dict | None:
-        return self.import_columns_row(fields)
+
+from orders.registry import Description, ImportContext, OrderType, Quote, SubmissionContext
+from orders.rows import RowCleaner

@@ -93,6 +93,21 @@ class OrderType:
     # First fields that mark a header line of a CSV file written for this type (compared in lower case).
     import_headers: tuple[str, ...] = ()
 
+    def field_schemas(self) -> dict[str, dict]:
+        """JSON Schema of each of `fields`, for the API's OpenAPI row shapes (see orders.rows *_schema helpers).
+
+        A type that does not describe its fields is documented as accepting any value in them.
+        """
+        return {name: {} for name in self.fields}
+
+    def required_fields(self) -> tuple[str, ...]:
+        """Fields a row of this type must carry, for the OpenAPI row shapes."""
+        return ()
+
+    def example_row(self) -> dict | None:
+        """A valid row of this type for the API documentation (with the demo catalogue), or None."""
+        return None
+
     def skus(self, raw: dict) -> Iterable[str]:
         """Product SKUs a raw row refers to, so the submission can load them all in one query."""
         return ()

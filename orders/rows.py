@@ -6,6 +6,7 @@ under a second, and the same checks serve the API, the website formset and the a
 
 from __future__ import annotations
 
+from config import inputs
 from orders import messages
 from orders.registry import RowErrors
 
@@ -42,12 +43,17 @@ class RowCleaner:
         if not isinstance(value, str):
             self.error(field, messages.NOT_TEXT)
             return None
+        problem = inputs.text_problem(value)
+        if problem:
+            self.error(field, problem)
+            return None
+        # Measured as sent, as the OpenAPI schema's maxLength is.
+        if len(value) > max_length:
+            self.error(field, str(messages.TOO_LONG).format(max=max_length))
+            return None
         value = value.strip()
         if not value:
             self.error(field, messages.BLANK)
-            return None
-        if len(value) > max_length:
-            self.error(field, str(messages.TOO_LONG).format(max=max_length))
             return None
         return value
 
@@ -57,8 +63,8 @@ class RowCleaner:
             if default is None:
                 self.error(field, messages.REQUIRED)
             return default
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value.strip())
+        if isinstance(value, str):
+            value = inputs.whole_number_from_text(value)  # None, refused below, unless a short ASCII numeral
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -76,4 +82,27 @@ class RowCleaner:
         # A misspelt field ("qty") silently ignored would place the wrong order.
         for field in self.raw:
             if field not in allowed:
-                self.error(str(field), messages.UNKNOWN_FIELD)
+                self.error(inputs.shown(str(field)), messages.UNKNOWN_FIELD)
+
+
+# What the methods above accept, as JSON Schema (OpenAPI 3.1) for the API's row shapes: an order type
+# describes its fields with these, so that its schema and its checks cannot drift apart.
+
+
+def text_schema(*, max_length: int, required: bool = True) -> dict:
+    types = ["string", "integer"] if required else ["string", "integer", "null"]
+    return {"type": types, "maxLength": max_length}
+
+
+def whole_number_schema(*, min_value: int, max_value: int, default: int | None = None) -> dict:
+    # Strings are numerals (refused past inputs.MAX_NUMBER_LENGTH); "" and null mean the default.
+    pattern = f"^({inputs.WHOLE_NUMBER})?$" if default is not None else f"^{inputs.WHOLE_NUMBER}$"
+    types = ["integer", "string", "null"] if default is not None else ["integer", "string"]
+    schema = {"type": types, "minimum": min_value, "maximum": max_value, "pattern": pattern}
+    if default is not None:
+        schema["default"] = default
+    return schema
+
+
+def decimal_schema() -> dict:
+    return {"type": ["number", "string"], "pattern": f"^{inputs.DECIMAL}$"}

@@ -7,16 +7,18 @@ stop coming.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.conf import settings
 from django.urls import reverse
 
+from config import inputs, json_input
 from orders import registry
 from payments import signing
 from payments.sandbox import gateway as sandbox
+
+MAX_REFERENCE_LENGTH = 64  # Payment.reference
 
 
 class InvalidNotification(Exception):
@@ -114,8 +116,10 @@ class SandboxProvider(PaymentProvider):
         except signing.BadSignature as bad:
             raise InvalidNotification(f"signature rejected: {bad}") from None
         try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            payload = json_input.loads(body)
+        except json_input.JSONRefused as refused:
+            if refused.code == "too_deep":
+                raise InvalidNotification(str(refused)) from None
             raise InvalidNotification("the body is not JSON") from None
         return _notification_from(payload, self.event_types)
 
@@ -134,17 +138,25 @@ def _notification_from(payload, event_types) -> Notification:
     for name, value in fields.items():
         if not isinstance(value, str) or not value:
             raise InvalidNotification(f"{name} must be a non-empty string")
+    # The whole payload is stored with the event: no text in it may be what the database refuses.
+    bad_text = inputs.first_bad_text(payload)
+    if bad_text:
+        raise InvalidNotification(f"{bad_text[0]}: {bad_text[1]}")
+    if len(data["reference"]) > MAX_REFERENCE_LENGTH:
+        raise InvalidNotification(f"data.reference is longer than {MAX_REFERENCE_LENGTH} characters")
     if payload["type"] not in event_types:
-        raise InvalidNotification(f"unknown event type {payload['type']!r}")
+        raise InvalidNotification(f"unknown event type {inputs.shown(payload['type'])!r}")
     try:
-        amount = Decimal(data["amount"])
-    except InvalidOperation:
+        amount = inputs.decimal_from_text(data["amount"])
+    except inputs.InputRefused:
         raise InvalidNotification("data.amount is not a decimal") from None
     if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
         raise InvalidNotification("data.amount must be a positive amount with at most two decimals")
     refund_reference = data.get("refund_reference", "")
     if payload["type"] == "refund.succeeded" and (not isinstance(refund_reference, str) or not refund_reference):
         raise InvalidNotification("data.refund_reference must name the refund")
+    if not isinstance(refund_reference, str):
+        raise InvalidNotification("data.refund_reference must be a string")
     return Notification(
         event_id=payload["id"][:100],
         type=payload["type"],

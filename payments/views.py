@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from config.errors import json_error
 from payments import services
 from payments.models import Payment
 from payments.providers import InvalidNotification, get_provider
@@ -22,7 +23,7 @@ def sandbox_webhook(request):
         outcome = services.notification_apply(provider_name=provider.name, notification=notification)
     except InvalidNotification as invalid:
         logger.warning("sandbox webhook refused (%s): %s", invalid.status, invalid)
-        return JsonResponse({"detail": str(invalid)}, status=invalid.status)
+        return json_error(invalid.status, invalid, "invalid_notification" if invalid.status == 400 else None)
     return JsonResponse({"detail": outcome})
 
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from config import inputs
 from orders import messages as order_messages
 from orders.goods import ProductOrderType
 from orders.models import Order, Product
 from orders.money import to_money
 from orders.registry import Description, ImportContext, OrderType, Quote, SubmissionContext
-from orders.rows import RowCleaner
+from orders.rows import RowCleaner, decimal_schema, text_schema
 from recharge import messages, services
 from recharge.models import CarrierDiscount
 from recharge.numbers import InvalidNumber, parse_mobile
@@ -24,6 +25,8 @@ DEFAULT_ACCOUNT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{3,63}"
 # A pasted line is a phone number when its first field is made of digits, spaces, dashes and an optional +86.
 PHONE_LIKE = re.compile(r"^\+?[\d\s-]{7,20}$")
 DEFAULT_IMPORT_FACE_VALUE = "50"
+PHONE_MAX_LENGTH = 32
+ACCOUNT_MAX_LENGTH = 64
 
 
 def carrier_discounts() -> dict[str, Decimal]:
@@ -92,8 +95,21 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
             f"{details.get('phone', '')} · ¥{details.get('face_value', '')}", carrier_and_region(details)
         )
 
+    def field_schemas(self) -> dict[str, dict]:
+        offered = ", ".join(str(value) for value in settings.RECHARGE_FACE_VALUES)
+        return {
+            "phone": {**text_schema(max_length=PHONE_MAX_LENGTH), "description": "A mainland China mobile number."},
+            "face_value": {**decimal_schema(), "description": f"One of the face values on offer: {offered}."},
+        }
+
+    def required_fields(self) -> tuple[str, ...]:
+        return self.fields
+
+    def example_row(self) -> dict:
+        return {"kind": self.kind, "phone": "13800138000", "face_value": "50"}
+
     def clean_row(self, row: RowCleaner, context: SubmissionContext) -> None:
-        phone = row.text("phone", max_length=32)
+        phone = row.text("phone", max_length=PHONE_MAX_LENGTH)
         face_value = self._face_value(row)
         if phone is not None:
             try:
@@ -110,17 +126,17 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
             row.error("face_value", str(order_messages.REQUIRED))
             return None
         try:
-            value = Decimal(str(raw).strip()) if not isinstance(raw, bool) else None
-        except InvalidOperation:
-            value = None
-        if value is None or not value.is_finite():
+            if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+                raise inputs.InputRefused(raw)
+            value = inputs.decimal_from_text(raw if isinstance(raw, str) else str(raw))
+        except (inputs.InputRefused, ValueError):  # str() of an int past 4,300 digits is a ValueError
             row.error("face_value", str(messages.FACE_VALUE_NOT_A_NUMBER))
             return None
         offered = settings.RECHARGE_FACE_VALUES
         if value not in offered:
             row.error(
                 "face_value",
-                str(messages.FACE_VALUE_NOT_OFFERED).format(value=raw, values=", ".join(str(v) for v in offered)),
+                str(messages.FACE_VALUE_NOT_OFFERED).format(value=value, values=", ".join(str(v) for v in offered)),
             )
             return None
         return offered[offered.index(value)]  # "50.00" and 50 are both stored as the offered "50"
@@ -161,8 +177,20 @@ class GameCurrencyType(RechargeFulfilment, ProductOrderType):
     import_columns = ("sku", "account", "quantity")
     import_hint = _("SKU,account,quantity")
 
+    def field_schemas(self) -> dict[str, dict]:
+        return {
+            **super().field_schemas(),
+            "account": {**text_schema(max_length=ACCOUNT_MAX_LENGTH), "description": "The game account to credit."},
+        }
+
+    def required_fields(self) -> tuple[str, ...]:
+        return ("sku", "account")
+
+    def example_row(self) -> dict:
+        return {"kind": self.kind, "sku": "GAME-GOLD-60", "account": "user-123456", "quantity": 3}
+
     def clean_product_row(self, row: RowCleaner, product: Product) -> None:
-        account = row.text("account", max_length=64)
+        account = row.text("account", max_length=ACCOUNT_MAX_LENGTH)
         if account is None:
             return
         pattern = product.attributes.get("account_pattern") or DEFAULT_ACCOUNT_PATTERN

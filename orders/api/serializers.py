@@ -1,19 +1,36 @@
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.openapi import RowErrorSerializer
 from orders import billing
+from orders.api import schema  # noqa: F401  (registers the rows' OpenAPI shapes)
 from orders.models import Batch, BatchRow, Order, Product
 
 
+class RowsField(serializers.Field):
+    """The rows as sent: each is checked by its order type (orders.services), which names the row and field of
+    every problem. The JSON parser has already bounded their size, depth and numbers (config.json_input)."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false only: DRF's own also takes "yes", "on", 1, ... which the schema's boolean does not."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+
+
 class BatchSubmitSerializer(serializers.Serializer):
-    # Each row is checked by the order-type registry, which names the row and field of every problem.
-    rows = serializers.JSONField()
-    skip_invalid = serializers.BooleanField(default=False)
-
-
-class RowErrorSerializer(serializers.Serializer):
-    index = serializers.IntegerField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    rows = RowsField()
+    skip_invalid = StrictBooleanField(default=False)
 
 
 class BatchAcceptedSerializer(serializers.Serializer):
@@ -31,7 +48,7 @@ class BatchAcceptedSerializer(serializers.Serializer):
 
 class OrderSerializer(serializers.ModelSerializer):
     batch = serializers.UUIDField(source="batch_id", read_only=True)
-    sku = serializers.CharField(source="product.sku", default=None, read_only=True)
+    sku = serializers.CharField(source="product.sku", default=None, read_only=True, allow_null=True)
 
     class Meta:
         model = Order
@@ -135,17 +152,21 @@ class BatchDetailSerializer(BatchSummarySerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(BatchOrderSerializer(many=True))
     def get_orders(self, batch) -> list[dict]:
         return BatchOrderSerializer(batch.orders.order_by("row_index"), many=True).data
 
+    @extend_schema_field(RowFailureSerializer(many=True))
     def get_failures(self, batch) -> list[dict]:
         rows = batch.rows.filter(outcome=BatchRow.Outcome.FAILED).order_by("row_index")
         return RowFailureSerializer(rows, many=True).data
 
+    @extend_schema_field(RejectedRowSerializer(many=True))
     def get_rejected_rows(self, batch) -> list[dict]:
         rows = batch.rows.filter(outcome=BatchRow.Outcome.REJECTED).order_by("row_index")
         return RejectedRowSerializer(rows, many=True).data
 
+    @extend_schema_field(BatchPaymentSerializer(allow_null=True))
     def get_payment(self, batch) -> dict | None:
         bill = billing.billing().bill_of(batch)
         return BatchPaymentSerializer(bill).data if bill is not None else None

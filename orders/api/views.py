@@ -1,10 +1,14 @@
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from orders import messages, selectors, services
+from config.errors import api_error
+from config.inputs import text_problem
+from config.openapi import error_response
+from config.throttling import BatchSubmitThrottle, UserThrottle
+from orders import messages, registry, selectors, services
 from orders.api.serializers import (
     BatchAcceptedSerializer,
     BatchDetailSerializer,
@@ -16,6 +20,7 @@ from orders.api.serializers import (
 from orders.models import Batch, Order, Product
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
 class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -32,17 +37,47 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_serializer_class(self):
         return BatchSummarySerializer if self.action == "list" else BatchDetailSerializer
 
+    def get_throttles(self):
+        # Placing thousands of orders per request has a budget of its own, besides the per-user one.
+        if self.action in ("create", "retry_failed"):
+            return [UserThrottle(), BatchSubmitThrottle()]
+        return super().get_throttles()
+
     @extend_schema(
         request=BatchSubmitSerializer,
-        responses={202: BatchAcceptedSerializer},
-        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
+        examples=[
+            OpenApiExample(
+                "One row of each kind",
+                request_only=True,
+                value={
+                    "rows": [row for row in (t.example_row() for t in registry.all_types()) if row is not None],
+                    "skip_invalid": False,
+                },
+            )
+        ],
+        responses={
+            202: BatchAcceptedSerializer,
+            400: error_response(400, "Nothing was created: the rows (each by index and field) or the envelope."),
+            409: error_response(409, "This Idempotency-Key was used with a different body."),
+        },
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_HEADER,
+                {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
+                OpenApiParameter.HEADER,
+                required=False,
+                description="The same key with the same body returns the same batch.",
+            )
+        ],
     )
     def create(self, request):
         submit = BatchSubmitSerializer(data=request.data)
         submit.is_valid(raise_exception=True)
         key = request.headers.get(IDEMPOTENCY_HEADER) or None
-        if key is not None and len(key) > 255:
-            return Response({"detail": str(messages.IDEMPOTENCY_KEY_TOO_LONG)}, status=status.HTTP_400_BAD_REQUEST)
+        if key is not None and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+            return api_error(400, messages.IDEMPOTENCY_KEY_TOO_LONG, "invalid")
+        if key is not None and text_problem(key):
+            return api_error(400, text_problem(key), "invalid")
         try:
             submission = services.batch_submit(
                 owner=request.user,
@@ -52,22 +87,34 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 idempotency_key=key,
             )
         except services.SubmissionRejected as rejected:
-            return Response(rejected.errors, status=status.HTTP_400_BAD_REQUEST)
+            return _refused(rejected)
         except services.IdempotencyConflict:
-            return Response({"detail": str(messages.IDEMPOTENCY_CONFLICT)}, status=status.HTTP_409_CONFLICT)
+            return api_error(409, messages.IDEMPOTENCY_CONFLICT, "idempotency_conflict")
         return self._accepted(request, submission)
 
-    @extend_schema(request=None, responses={202: BatchAcceptedSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            202: BatchAcceptedSerializer,
+            400: error_response(400, "The batch is still placing, has no failed rows, or none can be placed again."),
+        },
+    )
     @action(detail=True, methods=["post"], url_path="retry-failed")
     def retry_failed(self, request, pk=None):
         """Place this batch's failed rows again, as a new batch linked to this one."""
         try:
             submission = services.batch_retry_failed(batch=self.get_object(), source=Batch.Source.API)
         except services.SubmissionRejected as rejected:
-            return Response(rejected.errors, status=status.HTTP_400_BAD_REQUEST)
+            return _refused(rejected)
         return self._accepted(request, submission)
 
-    @extend_schema(request=None, responses={200: BatchDetailSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: BatchDetailSerializer,
+            409: error_response(409, "Only a batch awaiting payment can be cancelled."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel a batch that is awaiting payment: its orders are cancelled and their stock released."""
@@ -75,7 +122,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         try:
             services.batch_cancel(batch_id=batch.pk, owner=request.user)
         except services.BatchError as refused:
-            return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
+            return api_error(409, refused, "conflict")
         return Response(BatchDetailSerializer(self.get_object(), context={"request": request}).data)
 
     def _accepted(self, request, submission):
@@ -84,6 +131,11 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if submission.replayed:
             headers["Idempotent-Replayed"] = "true"
         return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+def _refused(rejected: services.SubmissionRejected) -> Response:
+    errors = dict(rejected.errors)
+    return api_error(400, errors.pop("detail", None) or messages.ROWS_REFUSED, "invalid", **errors)
 
 
 class OrderViewSet(viewsets.ReadOnlyModelViewSet):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from config import inputs
 from orders import messages, registry
 from orders.models import Batch, BatchRow, Order, Product
 from orders.outbox import queue_task
@@ -240,6 +241,7 @@ def _row_record(batch: Batch, verdict: RowVerdict) -> BatchRow:
         )
     # A skipped row keeps what was sent, so that staff can see it and the user can fix it later.
     raw = verdict.raw if isinstance(verdict.raw, dict) else {"value": verdict.raw}
+    raw = inputs.storable(raw)  # a row refused for a NUL character is kept with it escaped
     return BatchRow(
         batch=batch,
         row_index=verdict.index,

@@ -193,7 +193,11 @@ def _import(request, formset):
     except ValueError:
         import_form.add_error("file", _("The file must be a CSV text file of at most 2 MB."))
         return _page(request, _evaluate(request, formset), import_form=import_form, status=400)
-    imported = importing.rows_from_text(text, options=import_form.options())
+    try:
+        imported = importing.rows_from_text(text, options=import_form.options())
+    except ValueError:
+        import_form.add_error("text", _("Each line must be at most 128 KiB of comma-separated fields."))
+        return _page(request, _evaluate(request, formset), import_form=import_form, status=400)
     return _page(request, _evaluate(request, _with_rows(formset, imported)))
 
 

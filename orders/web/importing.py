@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 
+from config import inputs
 from orders import registry
 from orders.models import Product
 from orders.registry import ImportContext
@@ -21,7 +22,7 @@ SKU_MAX_LENGTH = Product._meta.get_field("sku").max_length
 def rows_from_text(text: str, *, options: dict[str, dict] | None = None) -> list[dict]:
     """`options` are the import form's options by kind (see OrderType.import_options)."""
     lines = []
-    for fields in csv.reader(io.StringIO(text)):
+    for fields in _lines(text):
         fields = [field.strip() for field in fields]
         while fields and not fields[-1]:
             fields.pop()
@@ -31,8 +32,8 @@ def rows_from_text(text: str, *, options: dict[str, dict] | None = None) -> list
     headers = {"kind"}.union(*(order_type.import_headers for order_type in importers))
     lines = [fields for fields in lines if fields[0].lower() not in headers]
     # One query for the products of every line, not one per line.
-    # PostgreSQL refuses NUL in a query; no SKU has one, nor more than 64 characters.
-    firsts = {fields[0] for fields in lines if len(fields[0]) <= SKU_MAX_LENGTH and "\x00" not in fields[0]}
+    # The database refuses NUL and lone surrogates in a query; no SKU has them, nor more than 64 characters.
+    firsts = {fields[0] for fields in lines if len(fields[0]) <= SKU_MAX_LENGTH and not inputs.text_problem(fields[0])}
     products = {product.sku: product for product in Product.objects.filter(sku__in=firsts)} if firsts else {}
     context = ImportContext(products=products, options=options or {})
     rows = []
@@ -43,6 +44,18 @@ def rows_from_text(text: str, *, options: dict[str, dict] | None = None) -> list
                 rows.append(row)
                 break
     return rows
+
+
+def _lines(text: str):
+    """The CSV lines; a field past csv's size limit (128 KiB) ends the list instead of the request."""
+    reader = csv.reader(io.StringIO(text))
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            raise ValueError("not CSV") from None
 
 
 def text_from_upload(upload) -> str:

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from config.inputs import reject_bad_text
 from payments import services
 from payments.models import Payment, PaymentAllocation, Refund
 
@@ -51,4 +52,6 @@ class PaymentSerializer(serializers.ModelSerializer):
 
 class RefundRequestSerializer(serializers.Serializer):
     order = serializers.IntegerField(min_value=1)
-    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default="", validators=[reject_bad_text]
+    )

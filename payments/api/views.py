@@ -3,6 +3,8 @@ from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from config.errors import api_error
+from config.openapi import error_response
 from orders.models import Order
 from payments import messages, services
 from payments.api.serializers import PaymentSerializer, RefundRequestSerializer, RefundSerializer
@@ -19,7 +21,14 @@ class PaymentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         # Staff handle refunds for every customer; a customer sees only their own payments.
         return payments if self.request.user.is_staff else payments.filter(owner=self.request.user)
 
-    @extend_schema(request=RefundRequestSerializer, responses={201: RefundSerializer})
+    @extend_schema(
+        request=RefundRequestSerializer,
+        responses={
+            201: RefundSerializer,
+            400: error_response(400, "The order is not covered by this payment, or the body is invalid."),
+            409: error_response(409, "The payment cannot be refunded, or this order was refunded already."),
+        },
+    )
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])
     def refunds(self, request, pk=None):
         """Refund one order's share of this payment (staff only). Completes when the gateway confirms."""
@@ -29,12 +38,10 @@ class PaymentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         order_id = refund_request.validated_data["order"]
         order = Order.objects.filter(pk=order_id, allocation__payment=payment).first()
         if order is None:
-            return Response(
-                {"order": [str(messages.ORDER_NOT_IN_PAYMENT).format(order=order_id)]},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            message = str(messages.ORDER_NOT_IN_PAYMENT).format(order=order_id)
+            return api_error(400, message, "invalid", order=[message])
         try:
             refund = services.payment_refund_order(order=order, reason=refund_request.validated_data["reason"])
         except services.PaymentError as refused:
-            return Response({"detail": str(refused)}, status=status.HTTP_409_CONFLICT)
+            return api_error(409, refused, "conflict")
         return Response(RefundSerializer(refund).data, status=status.HTTP_201_CREATED)

@@ -3,20 +3,25 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers
 from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.response import Response
-from rest_framework.throttling import UserRateThrottle
 
+from config.errors import api_error
+from config.inputs import text_problem
+from config.openapi import error_response
+from config.throttling import LookupThrottle, UserThrottle
 from orders import messages as order_messages
 from recharge.numbers import InvalidNumber, parse_mobile
-from recharge.order_types import carrier_discounts, face_value_price
-
-
-class LookupThrottle(UserRateThrottle):
-    # The checkout calls this as the user types: generous, but not a free number-lookup service.
-    rate = "120/minute"
+from recharge.order_types import PHONE_MAX_LENGTH, carrier_discounts, face_value_price
 
 
 @extend_schema(
-    parameters=[OpenApiParameter("phone", str, required=True, description="A mainland China mobile number")],
+    parameters=[
+        OpenApiParameter(
+            "phone",
+            {"type": "string", "maxLength": PHONE_MAX_LENGTH},
+            required=True,
+            description="A mainland China mobile number",
+        )
+    ],
     responses={
         200: inline_serializer(
             "PhoneLookup",
@@ -28,22 +33,29 @@ class LookupThrottle(UserRateThrottle):
                 "region_en": serializers.CharField(),
                 "face_values": serializers.ListField(child=serializers.DictField()),
             },
-        )
+        ),
+        400: error_response(400, "`phone` is missing, too long or not a mainland China mobile number."),
     },
 )
 @api_view(["GET"])
-@throttle_classes([LookupThrottle])
+@throttle_classes([UserThrottle, LookupThrottle])
 def phone_lookup(request):
     """Carrier, region (号码归属地), normalised number and the face values on offer with their prices."""
     raw = request.query_params.get("phone", "")
+    problem = None
     if not raw.strip():
-        return Response({"phone": [str(order_messages.REQUIRED)]}, status=400)
-    if len(raw) > 32:
-        return Response({"phone": [str(order_messages.TOO_LONG).format(max=32)]}, status=400)
-    try:
-        number = parse_mobile(raw)
-    except InvalidNumber as invalid:
-        return Response({"phone": [str(invalid)]}, status=400)
+        problem = order_messages.REQUIRED
+    elif len(raw) > PHONE_MAX_LENGTH:
+        problem = str(order_messages.TOO_LONG).format(max=PHONE_MAX_LENGTH)
+    elif text_problem(raw):
+        problem = text_problem(raw)
+    else:
+        try:
+            number = parse_mobile(raw)
+        except InvalidNumber as invalid:
+            problem = str(invalid)
+    if problem is not None:
+        return api_error(400, problem, "invalid", phone=[str(problem)])
     discounts = carrier_discounts()
     return Response(
         {

@@ -81,9 +81,14 @@ def test_a_refund_request_names_a_bad_order_field(placed_batch):
     url = f"/api/v1/payments/{batch.payment.pk}/refunds/"
     client = staff_client()
 
-    assert client.post(url, {}, format="json").json() == {"order": ["This field is required."]}
-    assert client.post(url, {"order": "x"}, format="json").json() == {"order": ["A valid integer is required."]}
+    invalid = {"detail": "Invalid input.", "code": "invalid"}
+    assert client.post(url, {}, format="json").json() == {**invalid, "order": ["This field is required."]}
+    assert client.post(url, {"order": "x"}, format="json").json() == {
+        **invalid,
+        "order": ["A valid integer is required."],
+    }
     foreign = other.orders.first().pk
     response = client.post(url, {"order": foreign}, format="json")
     assert response.status_code == 400
-    assert response.json() == {"order": [f"Order {foreign} is not part of this payment."]}
+    message = f"Order {foreign} is not part of this payment."
+    assert response.json() == {"detail": message, "code": "invalid", "order": [message]}

@@ -13,15 +13,17 @@ def test_lookup_answers_carrier_region_and_priced_face_values(api_client):
     assert len(body["face_values"]) == 8
 
 
+def refusal(message: str) -> dict:
+    return {"detail": message, "code": "invalid", "phone": [message]}
+
+
 def test_lookup_of_a_landline_or_nothing_is_400_naming_the_phone(api_client):
-    assert api_client.get("/api/v1/recharge/lookup/", {"phone": "01012345678"}).json() == {
-        "phone": ["01012345678 is not a mobile number (a landline cannot be topped up)."]
-    }
+    assert api_client.get("/api/v1/recharge/lookup/", {"phone": "01012345678"}).json() == refusal(
+        "01012345678 is not a mobile number (a landline cannot be topped up)."
+    )
     missing = api_client.get("/api/v1/recharge/lookup/")
-    assert missing.status_code == 400 and missing.json() == {"phone": ["This field is required."]}
-    assert api_client.get("/api/v1/recharge/lookup/", {"phone": "1" * 40}).json() == {
-        "phone": ["At most 32 characters."]
-    }
+    assert missing.status_code == 400 and missing.json() == refusal("This field is required.")
+    assert api_client.get("/api/v1/recharge/lookup/", {"phone": "1" * 40}).json() == refusal("At most 32 characters.")
 
 
 def test_a_carrier_discount_edited_by_staff_changes_the_price(api_client):
