@@ -5,7 +5,6 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 
-from orders import selectors, services
 from payments import signing
 from tests.orders.factories import ProductFactory
 
@@ -13,7 +12,7 @@ WEBHOOK_URL = "/payments/webhooks/sandbox/"
 
 
 @pytest.fixture
-def placed_batch(user):
+def placed_batch(place_batch):
     """A batch placed synchronously through the services (no worker): its payment is pending."""
 
     def place(prices=("10.00", "20.00", "30.00"), owner=None):
@@ -21,12 +20,7 @@ def placed_batch(user):
         for index, price in enumerate(prices):
             ProductFactory(sku=f"ITEM-{index}", unit_price=Decimal(price), stock=5)
             rows.append({"kind": "goods", "sku": f"ITEM-{index}"})
-        batch = services.batch_submit(owner=owner or user, rows=rows).batch
-        for row_index in range(len(rows)):
-            services.order_place(batch_id=batch.pk, row_index=row_index)
-        services.batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
-        batch.refresh_from_db()
-        return batch
+        return place_batch(rows, owner=owner)
 
     return place
 
