@@ -10,7 +10,8 @@ production settings — on a database of its own, and measures, for each batch s
 - costs: SQL statements and PostgreSQL connections per row, Redis commands per row, worker memory, and
   the chord callback's time and memory.
 
-Modules: `infra` starts and stops the services (and imports no Django), `measure` takes the figures,
-`report` prints the table and writes the JSON, `tasks` holds the no-op tasks of the floor, `profiling`
-runs pyinstrument over the placing path, `cli` ties them together.
+Modules: `infra` holds the benchmark's own database and environment and reads the worker's memory
+(imports no Django; the private Redis and the worker process are the test suite's, `tests.support`),
+`measure` takes the figures, `report` prints the table and writes the JSON, `tasks` holds the no-op
+tasks of the floor, `profiling` runs pyinstrument over the placing path, `cli` ties them together.
 """

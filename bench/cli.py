@@ -12,7 +12,9 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.infra import ROOT, BenchDatabase, BenchError, PrivateRedis, Worker, service_environment
+from bench.infra import BenchDatabase, BenchError, BenchWorker, service_environment
+from tests.support.services import ROOT, PrivateRedis, ServiceError
+from tests.support.waiting import WaitTimeout
 
 MAX_ROWS = 5000  # BATCH_MAX_ROWS, the largest batch the API accepts
 
@@ -57,15 +59,17 @@ def main(argv=None) -> int:
     # A SIGTERM (a CI timeout, a test's subprocess kill) still runs the clean-up below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     database = BenchDatabase(os.environ.get("DATABASE_URL"))
-    redis_server = PrivateRedis()
+    # BENCH_REDIS_URL names an existing Redis instead: one that nothing else uses, since the
+    # benchmark's workers consume every queue on it.
+    redis_server = PrivateRedis(os.environ.get("BENCH_REDIS_URL"))
     worker = document = None
     try:
         database.create()
         environment = service_environment(database_url=database.url, redis_url=redis_server.start())
         _configure_django(environment)
-        worker = Worker(environment=environment, concurrency=args.workers)
+        worker = BenchWorker(environment=environment, concurrency=args.workers)
         document = _run(args, database, redis_server.url, worker)
-    except BenchError as error:
+    except (BenchError, ServiceError, WaitTimeout) as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
     finally:
@@ -101,7 +105,7 @@ def _configure_django(environment: dict[str, str]) -> None:
     django.setup()
 
 
-def _run(args, database: BenchDatabase, redis_url: str, worker: Worker) -> dict:
+def _run(args, database: BenchDatabase, redis_url: str, worker: BenchWorker) -> dict:
     from bench import measure, report
 
     shopper = measure.prepare_database()

@@ -1,5 +1,9 @@
 """The benchmark's own services: a PostgreSQL database, a private Redis and a Celery worker.
 
+The private Redis and the worker process are the test suite's (tests/support/services.py), so that
+both start the real stack the same way; what only the benchmark needs — its own database, the
+production environment, the worker's memory and logged callback times — is here.
+
 Nothing here imports Django: the environment these services define is what Django is configured from.
 Each service is created by the benchmark and removed by it; nothing it did not create is touched.
 """
@@ -10,41 +14,20 @@ import hashlib
 import os
 import re
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.services import ROOT, WorkerProcess
+
 LOG_DIR = ROOT / "var" / "bench-logs"
 # Where the database goes when DATABASE_URL does not name a PostgreSQL server (e.g. the SQLite default).
 DEFAULT_POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 # The worker command of the README's production shape; only --include is added (the floor's tasks).
-WORKER_QUEUES = "default,placing,payments,fulfilment"
+WORKER_QUEUES = ["default", "placing", "payments", "fulfilment"]
 
 
 class BenchError(Exception):
     """The benchmark could not run; the message says why, in one line."""
-
-
-def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise BenchError(f"gave up waiting for {what} after {timeout:.0f}s")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class BenchDatabase:
@@ -85,46 +68,6 @@ class BenchDatabase:
             raise BenchError(f"PostgreSQL at {self.server}: {str(exc).strip().splitlines()[0]}") from None
 
 
-class PrivateRedis:
-    """A redis-server of the benchmark's own on a free port, so that its queues and its command
-    counts are the benchmark's alone. BENCH_REDIS_URL names an existing Redis instead (one that
-    nothing else uses: the benchmark's workers consume every queue on it)."""
-
-    def __init__(self):
-        self.process: subprocess.Popen | None = None
-        self.url = os.environ.get("BENCH_REDIS_URL", "")
-
-    def start(self) -> str:
-        if self.url:
-            return self.url
-        server = shutil.which("redis-server")
-        if server is None:
-            raise BenchError(
-                "redis-server is not on the PATH (apt-get install redis-server), and BENCH_REDIS_URL is not set"
-            )
-        port = free_port()
-        self.process = subprocess.Popen(
-            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        self.url = f"redis://127.0.0.1:{port}/0"
-        wait_until(self._answers, timeout=10, what="the private redis-server")
-        return self.url
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def _answers(self) -> bool:
-        import redis
-
-        try:
-            return redis.Redis.from_url(self.url, socket_connect_timeout=1).ping()
-        except redis.RedisError:
-            return False
-
-
 def service_environment(*, database_url: str, redis_url: str) -> dict[str, str]:
     """The environment of the benchmark process and of its workers: production settings (DEBUG off,
     so that Django keeps no query log) on the benchmark's own database and Redis."""
@@ -151,72 +94,25 @@ def service_environment(*, database_url: str, redis_url: str) -> dict[str, str]:
     }
 
 
-class Worker:
-    """One `celery worker` process with `concurrency` prefork children, as the README starts it."""
+class BenchWorker(WorkerProcess):
+    """One `celery worker` process with `concurrency` prefork children, as the README starts it (only
+    --include is added: the floor's tasks), and what the benchmark reads off it: memory and the chord
+    callback's own time."""
 
     FINALIZE_DONE = re.compile(r"Task orders\.tasks\.finalize_batch\[[^\]]+\] succeeded in ([0-9.eE+-]+)s")
 
     def __init__(self, *, environment: dict[str, str], concurrency: int):
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOG_DIR / f"worker-{os.getpid()}.log"
-        self.environment = environment
-        self.concurrency = concurrency
-        self.process: subprocess.Popen | None = None
+        super().__init__(
+            environment=environment,
+            queues=WORKER_QUEUES,
+            concurrency=concurrency,
+            log_path=LOG_DIR / f"worker-{os.getpid()}.log",
+            hostname=f"bench-{os.getpid()}@%h",
+            include=["bench.tasks"],
+        )
         self._log_offset = 0
 
-    def start(self) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--queues",
-            WORKER_QUEUES,
-            "--concurrency",
-            str(self.concurrency),
-            "--loglevel",
-            "INFO",
-            "--hostname",
-            f"bench-{os.getpid()}@%h",
-            "--include",
-            "bench.tasks",
-        ]
-        with open(self.log_path, "w") as log:
-            # A session of its own, so that stop() can take the pool children down with the main process.
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        wait_until(
-            lambda: self.process.poll() is not None or " ready." in self.log_path.read_text(errors="replace"),
-            timeout=timeout,
-            what="the Celery worker to be ready",
-        )
-        if self.process.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise BenchError(f"the Celery worker exited at start (log {self.log_path}):\n{tail}")
-        wait_until(lambda: len(self.children()) >= self.concurrency, timeout=30, what="the worker's pool processes")
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()  # warm shutdown: the children finish what they hold
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
     # -- memory -------------------------------------------------------------------------------------
-
-    def children(self) -> list[int]:
-        return [pid for pid, parent in _process_parents() if parent == self.process.pid]
-
-    def pids(self) -> list[int]:
-        return [self.process.pid, *self.children()]
 
     def reset_peak_rss(self) -> None:
         """Start a new peak: writing 5 to clear_refs resets VmHWM to the current resident size."""
@@ -244,19 +140,6 @@ class Worker:
         text = text[: text.rfind(b"\n") + 1]
         self._log_offset += len(text)
         return [float(seconds) for seconds in self.FINALIZE_DONE.findall(text.decode(errors="replace"))]
-
-
-def _process_parents():
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may contain spaces and parentheses: the fields we want follow the last ')'.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        yield int(entry.name), int(fields[1])
 
 
 def _status_kb(pid: int, field: str) -> int:

@@ -28,11 +28,12 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from bench import tasks as floor_tasks
-from bench.infra import BenchError, Worker, wait_until
+from bench.infra import BenchError, BenchWorker
 from orders import selectors, services
 from orders import tasks as order_tasks
 from orders.models import Batch, Product
 from payments.models import Payment
+from tests.support.waiting import WaitTimeout, wait_until
 
 BATCHES_URL = "/api/v1/batches/"
 CATALOGUE_SIZE = 20
@@ -139,7 +140,7 @@ def settle_database_statistics() -> None:
 
     try:
         wait_until(alone, timeout=3, what="the workers' database connections to close", interval=0.02)
-    except BenchError:
+    except WaitTimeout:
         pass
 
 
@@ -153,7 +154,7 @@ def dispatch_suppressed():
 class Benchmark:
     """The measurements of one invocation, against one worker, one Redis and one database."""
 
-    def __init__(self, *, shopper: Shopper, worker: Worker, redis_url: str, baseline_sample: int):
+    def __init__(self, *, shopper: Shopper, worker: BenchWorker, redis_url: str, baseline_sample: int):
         self.shopper = shopper
         self.worker = worker
         self.redis = RedisCommands(redis_url)

@@ -2,13 +2,13 @@
 
 Tests that need the worker ask for the `worker` fixture: it gives them a transactional database
 (the worker is another process and sees only committed rows) and a worker that consumes every queue
-from a Redis no other test run shares.
+from a Redis no other test run shares. A test that needs workers of its own (to kill one) starts them
+with `start_worker` on a `private_redis` of its own and points this process at it with `celery_on`.
+The services themselves are in tests/support, shared with the benchmark.
 """
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from bench.infra import free_port
-from bench.infra import wait_until as poll_until
 from config.celery import app as celery_app
+from tests.support.services import PrivateRedis, ServiceError, WorkerProcess, free_port
+from tests.support.waiting import wait_until as poll_until
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "var" / "test-logs"
@@ -33,37 +33,58 @@ settings.SITE_URL = f"http://{LIVE_SERVER_ADDRESS}"
 @pytest.fixture(scope="session", autouse=True)
 def redis_url():
     """A Redis for this test run alone: TEST_REDIS_URL if given, else a private redis-server on a free port."""
-    url = os.environ.get("TEST_REDIS_URL")
-    process = None
-    if not url:
-        server = shutil.which("redis-server")
-        if server is None:
-            pytest.exit("redis-server is not on the PATH and TEST_REDIS_URL is not set", returncode=2)
-        port = free_port()
-        process = subprocess.Popen(
-            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        url = f"redis://127.0.0.1:{port}/0"
-        import redis
-
-        client = redis.Redis.from_url(url)
-        poll_until(lambda: _pings(client), timeout=10, what="the private redis-server")
+    server = PrivateRedis(os.environ.get("TEST_REDIS_URL"))
+    try:
+        url = server.start()
+    except ServiceError as error:
+        pytest.exit(f"{error}, and TEST_REDIS_URL is not set", returncode=2)
     settings.CELERY_BROKER_URL = settings.CELERY_RESULT_BACKEND = settings.REDIS_URL = url
-    celery_app.conf.update(broker_url=url, result_backend=url)
+    point_celery_app(broker_url=url, result_backend=url)
     # The throttles count in the cache: this run's Redis too (set before any request opened the cache).
     settings.CACHES["default"]["LOCATION"] = url
     yield url
-    if process is not None:
-        process.terminate()
-        process.wait(timeout=10)
+    server.stop()
 
 
-def _pings(client) -> bool:
-    try:
-        return client.ping()
-    except Exception:
-        return False
+def point_celery_app(*, broker_url: str, result_backend: str) -> None:
+    """Send this process's tasks, control messages and result reads to another Redis.
+
+    The app caches its broker connection pool, its producer pool and its result backend on first use;
+    they are dropped so that the next use builds them for the new URLs (kombu keeps one connection pool
+    per URL, so pointing back finds the original one intact).
+    """
+    celery_app.conf.update(broker_url=broker_url, result_backend=result_backend)
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    celery_app._backend_cache = None
+    celery_app._local.__dict__.pop("backend", None)
+
+
+@pytest.fixture
+def celery_on():
+    """Point this process's Celery app at another broker (and result backend) until the test ends."""
+    original = {"broker_url": celery_app.conf.broker_url, "result_backend": celery_app.conf.result_backend}
+
+    def point(broker_url: str, *, result_backend: str | None = None) -> None:
+        point_celery_app(broker_url=broker_url, result_backend=result_backend or celery_app.conf.result_backend)
+
+    yield point
+    point_celery_app(**original)
+
+
+@pytest.fixture
+def private_redis():
+    """Start a redis-server of the test's own (stopped when the test ends); returns its URL."""
+    servers = []
+
+    def start() -> str:
+        server = PrivateRedis()
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 def _database_url(db_settings: dict) -> str:
@@ -74,81 +95,64 @@ def _database_url(db_settings: dict) -> str:
     return f"postgres://{user}{password}@{host}:{port}/{db_settings['NAME']}"
 
 
-class WorkerProcess:
-    """A real `celery worker` process on a given broker, sharing the test database."""
+def _test_database_url() -> str:
+    db_settings = settings.DATABASES["default"]
+    if db_settings["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("the worker tests need PostgreSQL (DATABASE_URL=postgres://...)")
+    return _database_url(db_settings)
 
-    def __init__(self, broker_url: str, name: str):
-        db_settings = settings.DATABASES["default"]
-        if db_settings["ENGINE"] != "django.db.backends.postgresql":
-            pytest.skip("the worker tests need PostgreSQL (DATABASE_URL=postgres://...)")
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOG_DIR / f"{name}-{os.getpid()}.log"
-        self.hostname = f"{name}-{os.getpid()}@{socket.gethostname()}"
-        self.broker_url = broker_url
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,  # the tests' settings: test-only apps too
-            "DATABASE_URL": _database_url(db_settings),
-            "CELERY_BROKER_URL": broker_url,
-            "CELERY_RESULT_BACKEND": broker_url,
-            "REDIS_URL": broker_url,
-            "SECRET_KEY": settings.SECRET_KEY,
-            "SANDBOX_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET,
-            "DATABASE_CONN_MAX_AGE": "0",
-            "SITE_URL": settings.SITE_URL,
-            # Retries and status queries of top-ups in tenths of a second instead of tens.
-            "RECHARGE_RETRY_BASE_SECONDS": "0.2",
-            "RECHARGE_QUERY_DELAY_SECONDS": "0.3",
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--queues",
-            ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES),
-            "--concurrency",
-            "2",
-            "--pool",
-            "prefork",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--hostname",
-            self.hostname,
-        ]
-        with open(self.log_path, "a") as log:
-            # A session of its own, so that kill() takes the pool children down with the main process.
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
 
-    def wait_ready(self):
-        poll_until(
-            lambda: self.process.poll() is not None or celery_app.control.ping(timeout=0.5),
-            timeout=60,
-            what="the Celery worker to answer a ping",
-        )
-        if self.process.poll() is not None:
-            pytest.fail(f"the Celery worker exited at start:\n{self.log_path.read_text()[-3000:]}")
-        return self
+@pytest.fixture
+def test_database_url(transactional_db) -> str:
+    """The test database's URL, for a connection of the test's own outside Django's (e.g. to hold a lock)."""
+    return _test_database_url()
 
-    def kill(self):
-        """SIGKILL the whole worker, as a crashed machine would: nothing is acknowledged or cleaned up."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
 
-    def stop(self):
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.kill()
+def _start_worker(broker_url: str, name: str) -> WorkerProcess:
+    """A real `celery worker` on `broker_url`, sharing the test database and the test's settings."""
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,  # the tests' settings: test-only apps too
+        "DATABASE_URL": _test_database_url(),
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_RESULT_BACKEND": broker_url,
+        "REDIS_URL": broker_url,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "SANDBOX_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET,
+        "DATABASE_CONN_MAX_AGE": "0",
+        "SITE_URL": settings.SITE_URL,
+        # Retries and status queries of top-ups in tenths of a second instead of tens.
+        "RECHARGE_RETRY_BASE_SECONDS": "0.2",
+        "RECHARGE_QUERY_DELAY_SECONDS": "0.3",
+    }
+    worker = WorkerProcess(
+        environment=environment,
+        queues=[queue.name for queue in settings.CELERY_TASK_QUEUES],
+        concurrency=2,
+        log_path=LOG_DIR / f"{name}-{os.getpid()}.log",
+        hostname=f"{name}-{os.getpid()}@%h",
+        options=["--without-gossip", "--without-mingle"],
+    )
+    worker.start()
+    try:
+        return worker.wait_ready(timeout=60)
+    except Exception:
+        worker.stop()
+        raise
+
+
+@pytest.fixture
+def start_worker(transactional_db):
+    """Start workers of the test's own, each on a given broker; every one still running is stopped at the end."""
+    workers = []
+
+    def start(broker_url: str, name: str) -> WorkerProcess:
+        workers.append(_start_worker(broker_url, name))
+        return workers[-1]
+
+    yield start
+    for worker in workers:
+        worker.stop()
 
 
 class ServerProcess:
@@ -245,9 +249,9 @@ def start_server(transactional_db, redis_url):
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, redis_url):
     """The worker most tests share, bound to the private Redis and to the test database."""
-    worker = WorkerProcess(redis_url, "test-worker")
+    worker = _start_worker(redis_url, "test-worker")
     try:
-        yield worker.wait_ready()
+        yield worker
     finally:
         worker.stop()
 
@@ -311,12 +315,16 @@ def wait_for_batch(wait_until):
 
 @pytest.fixture
 def wait_for_idle_worker(wait_until):
-    """Wait until the worker has nothing running or reserved and the queues are empty."""
+    """Wait until the worker(s) on this process's broker answer with nothing running or reserved and
+    the queues are empty. A worker that does not answer in time is not taken for an idle one."""
     import redis
 
     def idle() -> bool:
-        inspect = celery_app.control.inspect(timeout=0.5)
-        busy = any((inspect.active() or {}).values()) or any((inspect.reserved() or {}).values())
+        inspect = celery_app.control.inspect(timeout=1)
+        active, reserved = inspect.active(), inspect.reserved()
+        if not active or not reserved:
+            return False
+        busy = any(active.values()) or any(reserved.values())
         client = redis.Redis.from_url(celery_app.conf.broker_url)
         queued = sum(client.llen(queue.name) for queue in settings.CELERY_TASK_QUEUES)
         return not busy and not queued
@@ -325,6 +333,17 @@ def wait_for_idle_worker(wait_until):
         wait_until(idle, timeout=timeout, what="the worker to be idle")
 
     return wait
+
+
+@pytest.fixture
+def place_batch(user):
+    """Submit, place and finalise a batch synchronously through the services (no worker): the real path."""
+    from tests.orders.pipeline import batch_place
+
+    def place(rows, *, owner=None, **options):
+        return batch_place(owner=owner or user, rows=rows, **options)
+
+    return place
 
 
 @pytest.fixture
@@ -339,12 +358,10 @@ def carrier_discounts(db):
 
 
 @pytest.fixture
-def placed_batch(user):
-    """A batch placed synchronously through the services (no worker): its payment is pending."""
-
+def placed_batch(place_batch):
+    """A batch of goods placed synchronously through the services (no worker): its payment is pending."""
     from decimal import Decimal
 
-    from orders import selectors, services
     from tests.orders.factories import ProductFactory
 
     def place(prices=("10.00", "20.00", "30.00"), owner=None):
@@ -352,11 +369,6 @@ def placed_batch(user):
         for index, price in enumerate(prices):
             ProductFactory(sku=f"ITEM-{index}", unit_price=Decimal(price), stock=5)
             rows.append({"kind": "goods", "sku": f"ITEM-{index}"})
-        batch = services.batch_submit(owner=owner or user, rows=rows).batch
-        for row_index in range(len(rows)):
-            services.order_place(batch_id=batch.pk, row_index=row_index)
-        services.batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
-        batch.refresh_from_db()
-        return batch
+        return place_batch(rows, owner=owner)
 
     return place

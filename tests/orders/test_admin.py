@@ -1,8 +1,10 @@
 import pytest
 
-from orders import services
+from orders.models import Batch, BatchRow, Order, Product
+from payments.models import Refund
 from tests.factories import UserFactory
-from tests.orders.factories import ProductFactory
+from tests.orders.factories import BatchFactory, ProductFactory
+from tests.payments.factories import PaymentFactory
 
 
 @pytest.fixture
@@ -13,35 +15,25 @@ def staff_client(client, db):
 
 
 @pytest.mark.parametrize("page", ["product", "batch", "batchrow", "order"])
-def test_admin_lists_and_shows_each_model(staff_client, user, page):
-    ProductFactory(sku="A")
-    batch = services.batch_submit(owner=user, rows=[{"kind": "goods", "sku": "A"}]).batch
-    services.order_place(batch_id=batch.pk, row_index=0)
-    from orders.models import BatchRow, Order, Product
+def test_admin_lists_and_shows_each_model(staff_client, page):
+    BatchFactory(awaiting_payment=True)
 
-    obj = {"product": Product, "batch": type(batch), "batchrow": BatchRow, "order": Order}[page].objects.first()
+    obj = {"product": Product, "batch": Batch, "batchrow": BatchRow, "order": Order}[page].objects.first()
 
     assert staff_client.get(f"/admin/orders/{page}/").status_code == 200
     assert staff_client.get(f"/admin/orders/{page}/{obj.pk}/change/").status_code == 200
 
 
-def test_admin_payment_pages(staff_client, user):
-    from orders.selectors import batch_results_from_database
-    from orders.services import batch_finalize
-
-    ProductFactory(sku="A")
-    batch = services.batch_submit(owner=user, rows=[{"kind": "goods", "sku": "A"}]).batch
-    services.order_place(batch_id=batch.pk, row_index=0)
-    batch_finalize(batch_id=batch.pk, results=batch_results_from_database(batch))
+def test_admin_payment_pages(staff_client):
+    payment = PaymentFactory(partially_refunded=True)
 
     assert staff_client.get("/admin/payments/payment/").status_code == 200
-    assert staff_client.get(f"/admin/payments/payment/{batch.payment.pk}/change/").status_code == 200
+    assert staff_client.get(f"/admin/payments/payment/{payment.pk}/change/").status_code == 200
 
 
-def test_admin_redrive_finishes_a_selected_batch_whose_rows_are_all_settled(staff_client, user):
+def test_admin_redrive_finishes_a_selected_batch_whose_rows_are_all_settled(staff_client, place_batch):
     ProductFactory(sku="A")
-    batch = services.batch_submit(owner=user, rows=[{"kind": "goods", "sku": "A"}]).batch
-    services.order_place(batch_id=batch.pk, row_index=0)
+    batch = place_batch([{"kind": "goods", "sku": "A"}], finalize=False)
 
     response = staff_client.post("/admin/orders/batch/", {"action": "redrive", "_selected_action": [str(batch.pk)]})
 
@@ -50,16 +42,9 @@ def test_admin_redrive_finishes_a_selected_batch_whose_rows_are_all_settled(staf
     assert batch.status == "awaiting_payment"
 
 
-def test_admin_refund_action_refuses_an_unpaid_order_with_a_message(staff_client, user):
-    from orders.models import Order
-    from orders.selectors import batch_results_from_database
-    from orders.services import batch_finalize
-    from payments.models import Refund
-
+def test_admin_refund_action_refuses_an_unpaid_order_with_a_message(staff_client, place_batch):
     ProductFactory(sku="A")
-    batch = services.batch_submit(owner=user, rows=[{"kind": "goods", "sku": "A"}]).batch
-    services.order_place(batch_id=batch.pk, row_index=0)
-    batch_finalize(batch_id=batch.pk, results=batch_results_from_database(batch))
+    place_batch([{"kind": "goods", "sku": "A"}])
     order = Order.objects.get()
 
     response = staff_client.post(

@@ -84,12 +84,11 @@ def test_retry_failed_places_the_failed_rows_again_as_a_linked_batch(worker, api
     )
 
 
-def test_progress_counts_come_from_the_rows(api_client, user):
+def test_progress_counts_come_from_the_rows(api_client, place_batch):
     ProductFactory(sku="A")
-    batch = services.batch_submit(
-        owner=user, rows=[{"kind": "goods", "sku": "A"}] * 3 + [{"kind": "goods", "sku": "B"}], skip_invalid=True
-    ).batch
-    services.order_place(batch_id=batch.pk, row_index=0)
+    batch = place_batch(
+        [{"kind": "goods", "sku": "A"}] * 3 + [{"kind": "goods", "sku": "B"}], skip_invalid=True, place=[0]
+    )
 
     detail = api_client.get(f"/api/v1/batches/{batch.pk}/").json()
 

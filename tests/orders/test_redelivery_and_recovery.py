@@ -12,6 +12,7 @@ from orders.models import Batch, BatchRow, BatchStatusChange, Order
 from orders.tasks import finalize_batch, place_row, place_row_task_id, recover_stuck_batches
 from payments.models import Payment
 from tests.orders.factories import ProductFactory
+from tests.orders.pipeline import dispatch_suppressed
 
 ROWS = [{"kind": "goods", "sku": "BOOK", "quantity": q} for q in (1, 2, 3, 1, 2, 3, 1, 2, 3, 4)]
 EXPECTED_TOTAL = Decimal("7.50") * sum(row["quantity"] for row in ROWS)
@@ -23,12 +24,11 @@ def book(db):
 
 
 @pytest.fixture
-def record_without_dispatch(monkeypatch, user):
+def record_without_dispatch(user):
     """Record a batch as if its dispatch task had been lost: rows in the database, nothing queued."""
 
     def record(rows=ROWS):
-        with monkeypatch.context() as patch:
-            patch.setattr("orders.services.submission.queue_task", lambda *task, **options: None)
+        with dispatch_suppressed():
             return services.batch_submit(owner=user, rows=rows).batch
 
     return record

@@ -123,13 +123,11 @@ def test_a_redelivered_fulfilment_task_never_tops_up_twice(
 
 def paid_top_up(user, phone="13800138000"):
     """A paid mobile order, its fulfilment created, no task queued (on_commit never fires in these tests)."""
-    from orders import selectors, services
     from payments.providers import Notification
     from payments.services import notification_apply
+    from tests.orders.pipeline import batch_place
 
-    batch = services.batch_submit(owner=user, rows=[{"kind": "mobile", "phone": phone, "face_value": "50"}]).batch
-    services.order_place(batch_id=batch.pk, row_index=0)
-    services.batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
+    batch = batch_place(owner=user, rows=[{"kind": "mobile", "phone": phone, "face_value": "50"}])
     payment = Payment.objects.get(batch=batch)
     notification_apply(
         provider_name="sandbox",

@@ -4,7 +4,6 @@ from decimal import Decimal
 
 import pytest
 
-from orders import services
 from orders.models import Order
 from tests.recharge.factories import game_product
 
@@ -105,18 +104,16 @@ def test_the_same_account_twice_is_allowed_but_flagged(api_client):
     ]
 
 
-def test_placing_prices_a_top_up_at_face_value_times_the_carrier_discount(user):
-    batch = services.batch_submit(
-        owner=user,
-        rows=[
+def test_placing_prices_a_top_up_at_face_value_times_the_carrier_discount(place_batch):
+    batch = place_batch(
+        [
             {"kind": "mobile", "phone": "13800138000", "face_value": "100"},  # China Mobile 0.99
             {"kind": "mobile", "phone": "18612345678", "face_value": "50"},  # China Unicom 0.985
             {"kind": "mobile", "phone": "18912345678", "face_value": "30"},  # China Telecom 0.98
             {"kind": "game", "sku": "GAME-GOLD-60", "account": "user-123456", "quantity": 3},
         ],
-    ).batch
-    for row_index in range(4):
-        services.order_place(batch_id=batch.pk, row_index=row_index)
+        finalize=False,
+    )
 
     orders = list(Order.objects.filter(batch=batch).order_by("row_index"))
     assert [order.amount for order in orders] == [

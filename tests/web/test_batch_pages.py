@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders import selectors, services
+from orders import services
 from tests.factories import UserFactory
 from tests.orders.factories import ProductFactory
 
@@ -14,19 +14,14 @@ def shopper(client, user):
 
 
 @pytest.fixture
-def placed(user):
+def placed(place_batch):
     ProductFactory(sku="MUG", name="Mug", unit_price=Decimal("25.50"), stock=10)
-    batch = services.batch_submit(owner=user, rows=[{"kind": "goods", "sku": "MUG", "quantity": 2}]).batch
-    services.order_place(batch_id=batch.pk, row_index=0)
-    services.batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
-    batch.refresh_from_db()
-    return batch
+    return place_batch([{"kind": "goods", "sku": "MUG", "quantity": 2}])
 
 
-def test_a_placing_batch_shows_progress_and_polls(shopper, user):
+def test_a_placing_batch_shows_progress_and_polls(shopper, place_batch):
     ProductFactory(sku="MUG")
-    batch = services.batch_submit(owner=user, rows=[{"kind": "goods", "sku": "MUG"}] * 4).batch
-    services.order_place(batch_id=batch.pk, row_index=0)
+    batch = place_batch([{"kind": "goods", "sku": "MUG"}] * 4, place=[0])
 
     html = shopper.get(f"/batches/{batch.pk}/").content.decode()
 

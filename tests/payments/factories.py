@@ -1,0 +1,133 @@
+"""Factories for the payments app: a batch's merged payment in each state, and refunds.
+
+A payment is built for a batch whose orders it pays: its amount is the sum of their amounts, one
+allocation per order, and the batch and its orders are in the state the payment's status implies
+(succeeded: paid; partially refunded: the first order refunded; refunded: every order refunded;
+expired: expired; cancelled or failed: cancelled). No audit rows, no gateway call.
+
+    PaymentFactory()                               pending, for a new 2-row batch awaiting payment
+    PaymentFactory(succeeded=True, batch__row_count=3)
+    PaymentFactory(partially_refunded=True)        one succeeded refund, of the first order's share
+    RefundFactory()                                a pending refund of an order of a succeeded payment
+"""
+
+from datetime import timedelta
+
+import factory
+from django.conf import settings
+from django.utils import timezone
+
+from orders.models import Batch, Order
+from payments.models import Payment, PaymentAllocation, Refund
+from tests.orders.factories import BatchFactory
+
+BATCH_STATUS_OF_PAYMENT = {
+    Payment.Status.PENDING: Batch.Status.AWAITING_PAYMENT,
+    Payment.Status.SUCCEEDED: Batch.Status.PAID,
+    Payment.Status.PARTIALLY_REFUNDED: Batch.Status.PAID,
+    Payment.Status.REFUNDED: Batch.Status.PAID,
+    Payment.Status.EXPIRED: Batch.Status.EXPIRED,
+    Payment.Status.CANCELLED: Batch.Status.CANCELLED,
+    Payment.Status.FAILED: Batch.Status.CANCELLED,  # declined at the gateway: the batch is cancelled
+}
+PAID = {Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED}
+
+
+def payment_status_of_batch(batch_status: str) -> str:
+    return {
+        Batch.Status.AWAITING_PAYMENT: Payment.Status.PENDING,
+        Batch.Status.PAID: Payment.Status.SUCCEEDED,
+        Batch.Status.CANCELLED: Payment.Status.CANCELLED,
+        Batch.Status.EXPIRED: Payment.Status.EXPIRED,
+    }[batch_status]
+
+
+def _orders(payment) -> list[Order]:
+    return list(Order.objects.filter(batch=payment.batch).order_by("row_index"))
+
+
+class PaymentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Payment
+        skip_postgeneration_save = True
+
+    status = Payment.Status.PENDING
+    batch = factory.SubFactory(
+        BatchFactory,
+        status=factory.LazyAttribute(lambda batch: BATCH_STATUS_OF_PAYMENT[batch.factory_parent.status]),
+        # This factory is the batch's payment.
+        payment=False,
+    )
+    owner = factory.SelfAttribute("batch.owner")
+    amount = factory.LazyAttribute(lambda payment: sum(order.amount for order in _orders(payment)))
+    currency = settings.SHOP_CURRENCY
+    provider = "sandbox"
+    paid_at = factory.LazyAttribute(lambda payment: timezone.now() if payment.status in PAID else None)
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(minutes=settings.PAYMENT_EXPIRY_MINUTES))
+
+    class Params:
+        pending = factory.Trait(status=Payment.Status.PENDING)
+        succeeded = factory.Trait(status=Payment.Status.SUCCEEDED)
+        partially_refunded = factory.Trait(status=Payment.Status.PARTIALLY_REFUNDED)
+        refunded = factory.Trait(status=Payment.Status.REFUNDED)
+        failed = factory.Trait(status=Payment.Status.FAILED)
+        expired = factory.Trait(
+            status=Payment.Status.EXPIRED,
+            expires_at=factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=1)),
+        )
+        cancelled = factory.Trait(status=Payment.Status.CANCELLED)
+
+    @factory.post_generation
+    def allocations(payment, create, extracted, **kwargs):
+        if not create:
+            return
+        PaymentAllocation.objects.bulk_create(
+            PaymentAllocation(payment=payment, order=order, amount=order.amount) for order in _orders(payment)
+        )
+
+    @factory.post_generation
+    def refunds(payment, create, extracted, **kwargs):
+        """A refunded payment has a succeeded refund per order; a partially refunded one, of its first order."""
+        if not create or payment.status not in (Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED):
+            return
+        orders = _orders(payment)
+        if payment.status == Payment.Status.PARTIALLY_REFUNDED:
+            orders = orders[:1]
+        for order in orders:
+            RefundFactory(payment=payment, order=order, succeeded=True)
+        payment.refunded_amount = sum(order.amount for order in orders)
+        payment.save(update_fields=["refunded_amount"])
+
+
+class RefundFactory(factory.django.DjangoModelFactory):
+    """A refund of one order's share; pending unless a trait says otherwise. A succeeded one also marks
+    its order refunded (the payment's refunded amount is the caller's, or PaymentFactory's, to set)."""
+
+    class Meta:
+        model = Refund
+        skip_postgeneration_save = True
+
+    payment = factory.SubFactory(PaymentFactory, succeeded=True)
+    # The first order of the payment that has no live refund yet.
+    order = factory.LazyAttribute(
+        lambda refund: (
+            Order.objects.filter(batch=refund.payment.batch)
+            .exclude(refunds__status__in=[Refund.Status.PENDING, Refund.Status.SUCCEEDED])
+            .order_by("row_index")
+            .first()
+        )
+    )
+    amount = factory.LazyAttribute(lambda refund: refund.order.allocation.amount)
+    status = Refund.Status.PENDING
+    reason = "refund requested by staff"
+    provider_reference = factory.Sequence(lambda n: f"sandbox-refund-{n:06d}")
+
+    class Params:
+        pending = factory.Trait(status=Refund.Status.PENDING)
+        succeeded = factory.Trait(status=Refund.Status.SUCCEEDED)
+        failed = factory.Trait(status=Refund.Status.FAILED)
+
+    @factory.post_generation
+    def order_refunded(refund, create, extracted, **kwargs):
+        if create and refund.status == Refund.Status.SUCCEEDED:
+            Order.objects.filter(pk=refund.order_id).update(status=Order.Status.REFUNDED)

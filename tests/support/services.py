@@ -1,0 +1,187 @@
+"""The services a test run or a benchmark run starts for itself: a private redis-server and real
+`celery worker` processes. Each is created by its owner and removed by it; nothing it did not create
+is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from tests.support.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ServiceError(Exception):
+    """A service could not be started; the message says why, in one line."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free port, so that its queues, results and command counts are
+    ours alone: no other test run, benchmark or worker consumes from it.
+
+    Given a `url`, that Redis is used instead and nothing is started (it must be one that nothing else
+    uses: the workers started on it consume every queue).
+    """
+
+    def __init__(self, url: str | None = None):
+        self.url = url or ""
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> str:
+        if self.url:
+            return self.url
+        server = shutil.which("redis-server")
+        if server is None:
+            raise ServiceError("redis-server is not on the PATH (apt-get install redis-server)")
+        port = free_port()
+        self.process = subprocess.Popen(
+            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{port}/0"
+        wait_until(self._answers, timeout=10, what=f"the private redis-server on port {port}")
+        return self.url
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> PrivateRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def _answers(self) -> bool:
+        import redis
+
+        try:
+            return redis.Redis.from_url(self.url, socket_connect_timeout=1).ping()
+        except redis.RedisError:
+            return False
+
+
+class WorkerProcess:
+    """One real `celery -A config worker` process with `concurrency` prefork children.
+
+    It runs in a session of its own, so that kill() and stop() take the pool children down with the
+    main process. Readiness is read from its log: the worker logs "<hostname> ready." once it consumes.
+    """
+
+    def __init__(
+        self,
+        *,
+        environment: Mapping[str, str],
+        queues: Iterable[str],
+        log_path: Path,
+        hostname: str,
+        concurrency: int = 2,
+        include: Iterable[str] = (),
+        options: Iterable[str] = (),
+    ):
+        self.environment = dict(environment)
+        self.queues = list(queues)
+        self.log_path = Path(log_path)
+        self.hostname = hostname
+        self.concurrency = concurrency
+        self.include = list(include)
+        self.options = list(options)
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker"]
+        command += ["--queues", ",".join(self.queues), "--concurrency", str(self.concurrency)]
+        command += ["--loglevel", "INFO", "--hostname", self.hostname]
+        if self.include:
+            command += ["--include", ",".join(self.include)]
+        return command + self.options
+
+    def start(self) -> WorkerProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                self.command(),
+                cwd=ROOT,
+                env=self.environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def wait_ready(self, timeout: float = 90) -> WorkerProcess:
+        wait_until(
+            lambda: not self.is_running() or " ready." in self.log_text(),
+            timeout=timeout,
+            what=f"the Celery worker {self.hostname} to be ready (log {self.log_path})",
+        )
+        if not self.is_running():
+            raise ServiceError(f"the Celery worker exited at start (log {self.log_path}):\n{self.log_text()[-3000:]}")
+        wait_until(lambda: len(self.children()) >= self.concurrency, timeout=30, what="the worker's pool processes")
+        return self
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker, as a machine that dies would: nothing is acknowledged or cleaned up."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):  # it died already
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self, timeout: float = 30) -> None:
+        """Warm shutdown (the children finish what they hold); SIGKILL if that takes longer than `timeout`."""
+        if not self.is_running():
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def children(self) -> list[int]:
+        """The pool processes' ids."""
+        if self.process is None:
+            return []
+        return [pid for pid, parent in _process_parents() if parent == self.process.pid]
+
+    def pids(self) -> list[int]:
+        return [self.process.pid, *self.children()]
+
+
+def _process_parents():
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: the fields we want follow the last ')'.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        yield int(entry.name), int(fields[1])
