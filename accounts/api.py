@@ -1,14 +1,15 @@
 """`POST /api/v1/auth/token/`: an integrator trades a username and password for the account's API token."""
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts import messages, services
+from config.json_input import BoundedJSONParser
+from config.throttling import TokenThrottle
 
 
 def _readable(value: str) -> str:
@@ -29,32 +30,22 @@ class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
 
 
-_MESSAGES = serializers.ListField(child=serializers.CharField(), required=False)
-TOKEN_ERROR = inline_serializer(
-    "TokenError", {"username": _MESSAGES, "password": _MESSAGES, "non_field_errors": _MESSAGES}
-)
-DETAIL = inline_serializer("TokenRefused", {"detail": serializers.CharField()})
-
-
 class ObtainTokenView(APIView):
     """Exchange a username and password for the account's API token (created if it has none yet)."""
 
     authentication_classes = []  # credentials are in the body; a session must not turn this into a CSRF check
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "token"
+    # The API's own parser and shared throttle (per client address), like every other endpoint.
+    parser_classes = [BoundedJSONParser]
+    throttle_classes = [TokenThrottle]
 
     @extend_schema(
         operation_id="auth_token_create",
         auth=[],
         request=TokenRequestSerializer,
-        responses={
-            200: TokenSerializer,
-            400: OpenApiResponse(
-                TOKEN_ERROR, description="A field is missing or unreadable, or the credentials are wrong."
-            ),
-            429: OpenApiResponse(DETAIL, description="Too many attempts from this address, or this account is locked."),
-        },
+        # 400 (a missing or unreadable field, wrong credentials), 429 (too many attempts, a locked account)
+        # and the other errors are documented for every operation by config/openapi.py.
+        responses={200: TokenSerializer},
     )
     def post(self, request):
         credentials = TokenRequestSerializer(data=request.data)
@@ -67,5 +58,12 @@ class ObtainTokenView(APIView):
             password=credentials.validated_data["password"],
         )
         if user is None:
-            return Response({"non_field_errors": [str(messages.WRONG_CREDENTIALS)]}, status=status.HTTP_400_BAD_REQUEST)
+            return Response(
+                {
+                    "detail": str(messages.WRONG_CREDENTIALS),
+                    "code": "invalid",
+                    "non_field_errors": [str(messages.WRONG_CREDENTIALS)],
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         return Response({"token": services.api_token_get_or_create(user=user).key})

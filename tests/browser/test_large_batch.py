@@ -41,7 +41,7 @@ def test_a_500_row_paste_renders_validates_and_places(shopper_page):
     expect(page.locator("#rows-249-mobile-phone-errors")).to_contain_text("is not a valid mainland China phone number")
     type_phone_and_wait_for_validation(page, 249, "13912341249")
     expect(page.locator("#valid-count")).to_have_text("500 valid rows")
-    expect(page.locator("#rows-249-phone-errors")).to_have_text("")
+    expect(page.locator("#rows-249-mobile-phone-errors")).to_have_text("")
 
     solve_captcha(page)
     page.click("#submit")

@@ -27,7 +27,9 @@ def operations(schema):
 def test_every_operation_documents_its_errors_in_the_one_shape(schema):
     for name, operation in operations(schema):
         responses = operation["responses"]
-        for status in ("400", "401", "403", "406", "413", "429"):
+        # An operation anyone may call (the token endpoint) cannot answer 401 or 403.
+        needs_login = ("401", "403") if operation.get("security") else ()
+        for status in ("400", "406", "413", "429", *needs_login):
             assert status in responses, f"{name} does not document {status}"
             ref = responses[status]["content"]["application/json"]["schema"]["$ref"]
             assert ref in ("#/components/schemas/Error", "#/components/schemas/ValidationError"), name
@@ -51,7 +53,8 @@ def test_rows_are_a_one_of_discriminated_on_kind_for_every_registered_type(schem
     assert submit["items"] == {"$ref": "#/components/schemas/Row"}
     assert submit["minItems"] == 1
     assert row["discriminator"]["propertyName"] == "kind"
-    assert sorted(row["discriminator"]["mapping"]) == registry.kinds() == ["game", "goods", "mobile"]
+    assert sorted(row["discriminator"]["mapping"]) == registry.kinds()
+    assert {"game", "goods", "mobile"} <= set(registry.kinds())  # and the tests' own ticket type
     mobile = schema["components"]["schemas"]["MobileRow"]
     assert mobile["required"] == ["kind", "phone", "face_value"]
     assert mobile["additionalProperties"] is False
