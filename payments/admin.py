@@ -19,7 +19,7 @@ class PaymentAllocationInline(ReadOnlyInline):
 
 class RefundInline(ReadOnlyInline):
     model = Refund
-    readonly_fields = ["reference", "order", "amount", "status", "reason", "provider_reference", "created_at"]
+    readonly_fields = ["reference", "kind", "order", "amount", "status", "reason", "provider_reference", "created_at"]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -50,8 +50,8 @@ class PaymentAdmin(ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["reference", "payment", "order", "amount", "status", "reason", "created_at"]
-    list_filter = ["status", "created_at"]
+    list_display = ["reference", "payment", "kind", "order", "amount", "status", "reason", "created_at"]
+    list_filter = ["status", "kind", "created_at"]
     search_fields = ["reference", "payment__reference", "order__number", "provider_reference"]
     inlines = [StatusChangeInline.of(RefundStatusChange)]
     list_select_related = ["payment", "order"]
