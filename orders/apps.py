@@ -7,6 +7,7 @@ class OrdersConfig(AppConfig):
     verbose_name = _("Orders")
 
     def ready(self):
-        from orders import goods, registry
+        from orders import goods, invariants, registry
 
         registry.register(goods.GoodsOrderType())
+        invariants.register(*invariants.INVARIANTS)

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from orders import services as order_services
+from orders.invariants import invariants_check
 from orders.models import Batch, Order
 from payments import messages, services
 from payments.models import GatewayEvent, Payment, Refund
@@ -118,6 +119,8 @@ def test_a_success_for_a_closed_payment_refunds_what_was_captured_exactly_once(
     assert Refund.objects.get(payment=payment).status == Refund.Status.SUCCEEDED
     assert Batch.objects.get(pk=batch.pk).status == how
     assert set(Order.objects.filter(batch=batch).values_list("status", flat=True)) == {how}
+    report = invariants_check()
+    assert report.ok, report.summary()
 
 
 def test_a_refund_the_gateway_refuses_leaves_the_payment_flagged_and_the_notification_answered(
@@ -137,6 +140,8 @@ def test_a_refund_the_gateway_refuses_leaves_the_payment_flagged_and_the_notific
     assert refund.status_changes.get().note.startswith("The payment gateway refused the refund")
     assert Payment.objects.get(pk=batch.payment.pk).needs_attention
     assert sandbox_refunds(batch) == []
+    # the checker says the money (as the notification claims it) is still to be returned
+    assert invariants_check().found() == {"unhonoured_capture_not_refunded": [str(batch.payment.pk)]}
 
 
 def test_a_refund_whose_request_was_lost_is_requested_by_the_sweep(paid_too_late, client):
@@ -215,3 +220,5 @@ def test_paid_on_the_gateway_page_after_cancelling_is_refunded_through_the_real_
     payment.refresh_from_db()
     assert (payment.status, payment.refunded_amount, payment.needs_attention) == ("cancelled", Decimal("4.35"), True)
     assert Order.objects.get(batch=batch).status == Order.Status.CANCELLED
+    report = invariants_check()
+    assert report.ok, report.summary()
