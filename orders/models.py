@@ -71,6 +71,11 @@ class Product(models.Model):
         product._stock_as_loaded = product.__dict__.get("stock")
         return product
 
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None):
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        if fields is None or "stock" in fields:
+            self._stock_as_loaded = self.__dict__.get("stock")
+
     def _restock(self, stock: int | None) -> None:
         product = Product.objects.filter(pk=self.pk)
         if stock is None:

@@ -180,6 +180,18 @@ def test_setting_the_stock_counts_the_difference_as_received(user, goods):
     assert found() == {}
 
 
+def test_a_product_refreshed_and_saved_again_changes_no_stock(user, goods):
+    lamp = Product.objects.get(sku="LAMP")
+    submit(user, [{"kind": "goods", "sku": "LAMP"}])
+    lamp.refresh_from_db()  # stock 4 now
+    submit(user, [{"kind": "goods", "sku": "LAMP"}])  # 3 left
+
+    lamp.save()
+
+    assert Product.objects.values_list("stock", "stock_received").get(pk=lamp.pk) == (3, 5)
+    assert found() == {}
+
+
 def test_tracking_stock_of_a_product_that_had_none_counts_units_already_sold(user, goods):
     batch = submit(user, [{"kind": "goods", "sku": "POSTER", "quantity": 3}])
     poster = Product.objects.get(sku="POSTER")
