@@ -148,10 +148,11 @@ def _run(invariant: Invariant, context: Context, sample: int) -> Violation | Non
         sql, params = found.order_by().query.sql_with_params()
     else:
         sql, params = found
-    # The window counts every offender before LIMIT keeps the first few: one round trip for both.
+    # The window counts every offender before LIMIT keeps the first few: one round trip for both. The
+    # check's one column is named by position, whatever its name (PostgreSQL and SQLite alike).
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT found.id, COUNT(*) OVER () FROM ({sql}) AS found(id) ORDER BY found.id LIMIT %s",
+            f"SELECT found.*, COUNT(*) OVER () FROM ({sql}) AS found ORDER BY 1 LIMIT %s",
             [*params, max(sample, 1)],
         )
         rows = cursor.fetchall()

@@ -24,6 +24,10 @@ def _recharge_kinds() -> list[str]:
     return [order_type.kind for order_type in registry.all_types() if isinstance(order_type, RechargeFulfilment)]
 
 
+def _placeholders(values: list) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
 def _top_up_credited_twice(context: Context) -> Found:
     # The sandbox upstream's own ledger: `performed` counts the credits made under one idempotency key (the
     # order number). A real upstream keeps its ledger to itself; with one, this table is empty.
@@ -33,16 +37,17 @@ def _top_up_credited_twice(context: Context) -> Found:
 def _fulfilment_disagrees_with_order(context: Context) -> Found:
     # Paying a top-up order starts its fulfilment in the same transaction, and the top-up's outcome and the
     # order's status are settled together. A top-up refunded by staff after it went through is no violation.
+    kinds = _recharge_kinds()
     unpaid = [str(status) for status in (Order.Status.AWAITING_PAYMENT, *Order.RELEASED_STATUSES)]
     return (
         f"SELECT o.id FROM {Order._meta.db_table} o LEFT JOIN {Fulfilment._meta.db_table} f ON f.order_id = o.id "
-        "WHERE o.kind = ANY(%s) AND o.status <> ALL(%s) AND ("
+        f"WHERE o.kind IN ({_placeholders(kinds)}) AND o.status NOT IN ({_placeholders(unpaid)}) AND ("
         " f.id IS NULL OR o.status = %s"
         " OR (o.status = %s AND f.status <> %s)"
         " OR (f.status = %s AND o.status NOT IN (%s, %s)))",
         [
-            _recharge_kinds(),
-            unpaid,
+            *kinds,
+            *unpaid,
             str(Order.Status.PAID),
             str(Order.Status.FULFILLED),
             str(Fulfilment.Status.SUCCEEDED),
