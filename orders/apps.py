@@ -7,7 +7,8 @@ class OrdersConfig(AppConfig):
     verbose_name = _("Orders")
 
     def ready(self):
-        from orders import goods, registry
+        from orders import goods, invariants, registry
         from orders.web import checks  # noqa: F401 (registers the checkout's system check)
 
         registry.register(goods.GoodsOrderType())
+        invariants.register(*invariants.INVARIANTS)

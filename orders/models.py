@@ -2,8 +2,9 @@ import secrets
 import uuid
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from django.db import models, transaction
+from django.db.models import F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -20,6 +21,10 @@ class Product(models.Model):
     unit_price = models.DecimalField(_("unit price"), max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
     active = models.BooleanField(_("active"), default=True)
     stock = models.PositiveIntegerField(_("stock"), null=True, blank=True, help_text=_("Empty means unlimited."))
+    # Every unit ever put on sale while stock is tracked: the stock set when tracking began plus every later
+    # change staff made. Placing and releasing only move units between `stock` and orders, so
+    # stock + units held by orders = stock received, always (the conservation check, orders/invariants.py).
+    stock_received = models.IntegerField(_("stock received"), null=True, blank=True, editable=False)
     # Type-specific settings, e.g. the pattern a game account must match.
     attributes = models.JSONField(_("attributes"), default=dict, blank=True)
 
@@ -33,6 +38,63 @@ class Product(models.Model):
 
     def __str__(self):
         return f"{self.sku} — {self.name}"
+
+    def save(self, *args, **kwargs):
+        """Save; a new `stock` set here (the admin, the demo seed) is a restock, counted in `stock_received`.
+
+        Placing takes stock with conditional UPDATEs that bypass this method, so the stock an instance was
+        loaded with may be stale: saving other fields never writes it back (which would undo units taken
+        meanwhile), and a new stock is counted against the stock in the database, not the one loaded.
+        """
+        if self._state.adding:
+            self.stock_received = self.stock
+            return super().save(*args, **kwargs)
+        update_fields = kwargs.pop("update_fields", None)
+        fields = (
+            {field.name for field in self._meta.concrete_fields if not field.primary_key}
+            if update_fields is None
+            else set(update_fields)
+        )
+        restock = "stock" in fields and self.stock != getattr(self, "_stock_as_loaded", object())
+        fields -= {"stock", "stock_received"}
+        with transaction.atomic():
+            if fields:
+                super().save(*args, update_fields=fields, **kwargs)
+            if restock:
+                self._restock(self.stock)
+            self.stock, self.stock_received = Product.objects.values_list("stock", "stock_received").get(pk=self.pk)
+        self._stock_as_loaded = self.stock
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        product = super().from_db(db, field_names, values)
+        product._stock_as_loaded = product.__dict__.get("stock")
+        return product
+
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None):
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        if fields is None or "stock" in fields:
+            self._stock_as_loaded = self.__dict__.get("stock")
+
+    def _restock(self, stock: int | None) -> None:
+        product = Product.objects.filter(pk=self.pk)
+        if stock is None:
+            product.update(stock=None, stock_received=None)
+            return
+        # One UPDATE each, evaluated against the row as it is now: units taken since this instance was
+        # loaded stay counted. Tracking that starts now counts what live orders already hold as received.
+        held = (
+            Order.objects.filter(product=OuterRef("pk"))
+            .exclude(status__in=Order.RELEASED_STATUSES)
+            .values("product")
+            .annotate(units=Sum("quantity"))
+            .values("units")
+        )
+        tracked = product.filter(stock__isnull=False).update(
+            stock=stock, stock_received=Coalesce(F("stock_received"), F("stock")) + stock - F("stock")
+        )
+        if not tracked:
+            product.update(stock=stock, stock_received=stock + Coalesce(Subquery(held), 0))
 
 
 class Batch(Stateful, models.Model):
@@ -220,6 +282,9 @@ class Order(Stateful, models.Model):
         Status.CANCELLED: set(),
         Status.EXPIRED: set(),
     }
+
+    # The statuses in which an order has given back what placing reserved (batch_close_unpaid releases it).
+    RELEASED_STATUSES = (Status.CANCELLED, Status.EXPIRED)
 
     number = models.CharField(_("number"), max_length=20, unique=True, default=new_order_number, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")

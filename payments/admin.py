@@ -135,8 +135,8 @@ class PaymentAllocationAdmin(ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["reference", "payment", "order", "amount", "status", "reason", "created_at"]
-    list_filter = ["status", "created_at"]
+    list_display = ["reference", "payment", "kind", "order", "amount", "status", "reason", "created_at"]
+    list_filter = ["status", "kind", "created_at"]
     search_fields = ["reference", "payment__reference", "order__number", "provider_reference"]
     inlines = [StatusChangeInline.of(RefundStatusChange)]
     list_select_related = ["payment", "order"]

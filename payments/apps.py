@@ -7,7 +7,9 @@ class PaymentsConfig(AppConfig):
     verbose_name = _("Payments")
 
     def ready(self):
-        from orders import billing
+        from orders import billing, invariants
         from payments.billing import PaymentsBilling
+        from payments.invariants import INVARIANTS
 
         billing.register(PaymentsBilling())
+        invariants.register(*INVARIANTS)

@@ -7,6 +7,9 @@ PAYMENT_NOT_REFUNDABLE = _("Only a paid payment can be refunded; this one is {st
 ALREADY_REFUNDED = _("Order {number} has already been refunded.")
 REFUND_EXCEEDS_PAYMENT = _("The refund would exceed what is left of the payment.")
 GATEWAY_REFUSED_REFUND = _("The payment gateway refused the refund: {reason}")
-PAID_TOO_LATE = _("The gateway reports this payment paid, but it was already {status}; refund or honour it.")
+PAID_TOO_LATE = _(
+    "The gateway reports this payment paid, but it was already {status}; what it captured is refunded automatically."
+)
+UNHONOURED_REFUND_REASON = _("Paid after the payment was {status}: everything captured is returned.")
 ORDER_REQUIRED = _("Name the order to refund.")
 ORDER_NOT_IN_PAYMENT = _("Order {order} is not part of this payment.")

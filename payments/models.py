@@ -118,7 +118,12 @@ class PaymentStatusChange(StatusChange):
 
 
 class Refund(Stateful, models.Model):
-    """Giving back one order's share of a merged payment. Money moves only when the gateway confirms.
+    """Giving money back through the gateway. Money moves only when the gateway confirms.
+
+    Two kinds: one order's share of a merged payment (staff, a failed top-up), or everything the gateway
+    captured for a payment the shop could not honour any more (paid after it was cancelled or expired),
+    which belongs to no order. One table for both, so that both are requested, retried, confirmed and
+    counted against the payment by the same code.
 
     Recorded first (pending), then requested from the gateway outside any lock; a pending refund whose
     request was lost is requested again with the same reference.
@@ -134,8 +139,14 @@ class Refund(Stateful, models.Model):
 
     TRANSITIONS = {Status.PENDING: {Status.SUCCEEDED, Status.FAILED}}
 
+    class Kind(models.TextChoices):
+        SHARE = "share", _("an order's share")
+        UNHONOURED = "unhonoured", _("paid after it could no longer be honoured")
+
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
-    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="refunds")
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices, default=Kind.SHARE)
+    # Empty for a refund of a payment that could not be honoured: its orders were never paid.
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds")
     reference = models.CharField(_("reference"), max_length=64, unique=True, default=new_refund_reference)
     amount = models.DecimalField(_("amount"), max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -152,9 +163,22 @@ class Refund(Stateful, models.Model):
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
             # One live refund per order: a second request for the same order is refused by the database too.
             models.UniqueConstraint(fields=["order"], condition=~Q(status="failed"), name="refund_one_live_per_order"),
+            models.CheckConstraint(
+                condition=Q(kind="share", order__isnull=False) | Q(kind="unhonoured", order__isnull=True),
+                name="refund_order_iff_share",
+            ),
+            # What was captured for a payment that could not be honoured is given back once, whatever the
+            # number of success notifications.
+            models.UniqueConstraint(
+                fields=["payment"],
+                condition=Q(kind="unhonoured") & ~Q(status="failed"),
+                name="refund_one_live_unhonoured_per_payment",
+            ),
         ]
 
     def __str__(self):
+        if self.order_id is None:
+            return _("Refund of %(amount)s for %(payment)s") % {"amount": self.amount, "payment": self.payment}
         return _("Refund of %(amount)s for %(order)s") % {"amount": self.amount, "order": self.order}
 
 

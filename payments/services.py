@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -42,6 +44,13 @@ class PaymentError(BillingRefused):
 class UnknownPayment(InvalidNotification):
     def __init__(self, reference: str):
         super().__init__(f"no payment has the reference {reference!r}", status=404)
+
+
+class Applied(NamedTuple):
+    """What applying a gateway's word did: the outcome for the event log, and whether staff must look."""
+
+    outcome: str
+    attention: bool = False
 
 
 def payment_create_for_batch(*, batch: Batch, orders: list[Order]) -> Payment:
@@ -135,7 +144,8 @@ def notification_apply(*, provider_name: str, notification: Notification) -> str
                     needs_attention=attention,
                 )
         except IntegrityError:
-            # The same event applied concurrently by another request: undo ours, theirs stands.
+            # The same event applied concurrently by another request: undo ours (a refund it recorded
+            # included), theirs stands.
             transaction.set_rollback(True)
             return "duplicate: applied concurrently"
     return outcome
@@ -154,39 +164,74 @@ def _check_matches(payment: Payment, notification: Notification) -> None:
         raise InvalidNotification(f"amount {notification.amount} does not match the payment's {payment.amount}")
 
 
-def _apply(batch: Batch, payment: Payment, notification: Notification) -> tuple[str, bool]:
+def _apply(batch: Batch, payment: Payment, notification: Notification) -> Applied:
     if notification.type == "payment.succeeded":
         return payment_apply_success(batch, payment)
     if notification.type == "payment.failed":
         return payment_apply_failure(batch, payment)
-    return refund_apply_success(payment, payment.refunds.get(reference=notification.refund_reference)), False
+    return Applied(refund_apply_success(payment, payment.refunds.get(reference=notification.refund_reference)))
 
 
-def payment_apply_success(batch: Batch, payment: Payment) -> tuple[str, bool]:
+def payment_apply_success(batch: Batch, payment: Payment) -> Applied:
     """The gateway says the customer paid. Caller holds the batch and payment locks."""
     if payment.status == Payment.Status.PENDING:
         payment.paid_at = timezone.now()
         payment.set_status(Payment.Status.SUCCEEDED, note="the gateway reports it paid", also=("paid_at",))
         order_services.batch_mark_paid(batch=batch)
-        return "payment succeeded; orders paid", False
+        return Applied("payment succeeded; orders paid")
     if payment.status in (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED):
-        return "payment already succeeded", False
-    # Paid after we gave up on it (expired, cancelled, declined): the money arrived but the orders are
-    # gone. Never applied silently: staff refund it or honour it.
+        # One charge per payment at the gateway: a success for a paid payment is the same capture again.
+        return Applied("payment already succeeded")
+    return _refund_unhonoured(payment)
+
+
+def _refund_unhonoured(payment: Payment) -> Applied:
+    """Paid after the shop gave up on it (expired, cancelled, declined): its orders are gone, so what the
+    gateway captured goes back, once, and staff are told (SPEC 7.8). Caller holds the payment lock.
+
+    The refund is recorded with the event, in this transaction, and requested from the gateway after
+    commit, outside the locks; if that request is lost, `refunds_request_unanswered` makes it.
+    """
+    status = payment.get_status_display()
     payment.needs_attention = True
-    payment.attention_note = str(messages.PAID_TOO_LATE).format(status=payment.get_status_display())
+    payment.attention_note = str(messages.PAID_TOO_LATE).format(status=status)
     payment.save(update_fields=["needs_attention", "attention_note", "updated_at"])
     logger.error("payment %s: %s", payment.reference, payment.attention_note)
-    return f"not applied: payment was {payment.status}", True
+    outcome = f"not applied: payment was {payment.status}"
+    if payment.refunds.filter(kind=Refund.Kind.UNHONOURED).exclude(status=Refund.Status.FAILED).exists():
+        return Applied(f"{outcome}; its refund is already under way", True)
+    amount = payment.refundable_amount
+    if amount <= 0:
+        return Applied(f"{outcome}; nothing left to refund", True)
+    refund = Refund.objects.create(
+        payment=payment,
+        kind=Refund.Kind.UNHONOURED,
+        amount=amount,
+        reason=str(messages.UNHONOURED_REFUND_REASON).format(status=status)[:255],
+    )
+    transaction.on_commit(partial(_request_committed_refund, refund.pk))
+    return Applied(f"{outcome}; refunding {amount}", True)
 
 
-def payment_apply_failure(batch: Batch, payment: Payment) -> tuple[str, bool]:
+def _request_committed_refund(refund_id: int) -> None:
+    """Ask the gateway for a refund that a committed change recorded. That change (and the answer to the
+    gateway's notification) stands whatever happens here: a refusal leaves the refund failed and the payment
+    flagged, anything else leaves it pending for `refunds_request_unanswered` to ask again."""
+    try:
+        refund_request(refund_id=refund_id)
+    except PaymentError as refused:
+        logger.error("refund %s refused by the gateway: %s", refund_id, refused)
+    except Exception:
+        logger.exception("refund %s could not be requested now; it is asked again later", refund_id)
+
+
+def payment_apply_failure(batch: Batch, payment: Payment) -> Applied:
     """The gateway says the payment was declined: the batch's orders are cancelled, stock released."""
     if payment.status != Payment.Status.PENDING:
-        return f"ignored: payment was {payment.status}", False
+        return Applied(f"ignored: payment was {payment.status}")
     payment.set_status(Payment.Status.FAILED, note="the gateway reports it declined")
     order_services.batch_close_unpaid(batch=batch, status=Batch.Status.CANCELLED, note="payment declined")
-    return "payment failed; orders cancelled", False
+    return Applied("payment failed; orders cancelled")
 
 
 def refund_record(*, order: Order, reason: str = "") -> Refund:
@@ -256,12 +301,18 @@ def refunds_request_unanswered(*, now=None) -> int:
 
 def refund_apply_success(payment: Payment, refund: Refund) -> str:
     """The gateway confirms a refund: the money is back with the customer. Caller holds the payment lock."""
-    order_services.order_mark_refunded(order_id=refund.order_id, note=refund.reason or "refunded")
+    if refund.order_id is not None:
+        order_services.order_mark_refunded(order_id=refund.order_id, note=refund.reason or "refunded")
     refund = locking.lock_one(Refund.objects.filter(pk=refund.pk))
     if refund.status == Refund.Status.SUCCEEDED:
         return "refund already applied"
     refund.set_status(Refund.Status.SUCCEEDED, note="the gateway confirmed it")
     payment.refunded_amount += refund.amount
+    if refund.kind == Refund.Kind.UNHONOURED:
+        # The payment keeps the status that made it unhonourable (expired, cancelled); the amount says
+        # that what was captured went back.
+        payment.save(update_fields=["refunded_amount", "updated_at"])
+        return f"refunded {refund.amount} captured after the payment was {payment.status}"
     payment.set_status(
         Payment.Status.REFUNDED if payment.refunded_amount == payment.amount else Payment.Status.PARTIALLY_REFUNDED,
         note=f"refund {refund.reference} of {refund.amount}",
@@ -280,9 +331,9 @@ def payment_reconcile(*, payment_id) -> str:
         if payment.status != Payment.Status.PENDING:
             return f"already {payment.status}"
         if state == GatewayState.PAID:
-            return payment_apply_success(batch, payment)[0]
+            return payment_apply_success(batch, payment).outcome
         if state == GatewayState.DECLINED:
-            return payment_apply_failure(batch, payment)[0]
+            return payment_apply_failure(batch, payment).outcome
     return f"gateway says {state}"
 
 

@@ -7,8 +7,10 @@ class RechargeConfig(AppConfig):
     verbose_name = _("Recharge")
 
     def ready(self):
-        from orders import registry
+        from orders import invariants, registry
+        from recharge.invariants import INVARIANTS
         from recharge.order_types import GameCurrencyType, MobileTopUpType
 
         registry.register(MobileTopUpType())
         registry.register(GameCurrencyType())
+        invariants.register(*INVARIANTS)

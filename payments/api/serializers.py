@@ -14,11 +14,12 @@ class AllocationSerializer(serializers.ModelSerializer):
 
 
 class RefundSerializer(serializers.ModelSerializer):
-    order = serializers.IntegerField(source="order_id")
+    # None for the refund of a payment paid after it could no longer be honoured (kind "unhonoured").
+    order = serializers.IntegerField(source="order_id", allow_null=True)
 
     class Meta:
         model = Refund
-        fields = ["id", "reference", "order", "amount", "status", "reason", "created_at"]
+        fields = ["id", "reference", "kind", "order", "amount", "status", "reason", "created_at"]
 
 
 class PaymentSerializer(serializers.ModelSerializer):

@@ -58,7 +58,11 @@ def charge_decide(*, charge_reference: str, pay: bool) -> SandboxCharge:
 
 
 def refund_create(*, merchant_reference: str, merchant_refund_reference: str, amount: Decimal) -> SandboxRefund:
-    """Refund part of a paid charge. Idempotent per merchant refund reference, as real gateways are."""
+    """Refund part of a paid charge. Idempotent per merchant refund reference, as real gateways are.
+
+    The gateway knows only its charge, not what the merchant made of it: a charge paid after the merchant
+    cancelled or expired its payment is paid all the same, and refunded like any other.
+    """
     with transaction.atomic():
         charge = SandboxCharge.objects.select_for_update().get(merchant_reference=merchant_reference)
         existing = charge.refunds.filter(merchant_reference=merchant_refund_reference).first()

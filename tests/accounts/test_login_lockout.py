@@ -136,5 +136,7 @@ def test_failures_through_the_api_count_towards_the_same_lockout(client, victim,
 
     assert [answer.status_code for answer in answers][-2:] == [400, 429]
     assert answers[-1].json() == {"detail": str(messages.LOCKED_OUT % {"minutes": 15})}
-    assert api.post("/api/v1/auth/token/", {"username": "victim", "password": PASSWORD}, format="json").status_code == 429
+    assert (
+        api.post("/api/v1/auth/token/", {"username": "victim", "password": PASSWORD}, format="json").status_code == 429
+    )
     assert log_in(client).status_code == 429

@@ -1,3 +1,4 @@
+import importlib
 import json
 import secrets
 
@@ -5,8 +6,11 @@ import pytest
 from django.conf import settings
 
 from payments import signing
+from tests.payments.sandbox import WEBHOOK_URL
 
-WEBHOOK_URL = "/payments/webhooks/sandbox/"
+# The sandbox queues its notifications by task name (orders.tasking), which Celery knows outside a worker only
+# once the task's module is imported; without this, these tests passed only when another module imported it.
+importlib.import_module("payments.sandbox.tasks")
 
 
 def gateway_event(payment, event_type="payment.succeeded", *, amount=None, currency=None, **data) -> dict:

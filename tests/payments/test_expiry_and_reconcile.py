@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from orders.models import Batch, Order, Product
-from payments.models import GatewayEvent, Payment
+from payments.models import GatewayEvent, Payment, Refund
 from payments.sandbox import gateway
 from payments.tasks import expire_unpaid_payments, reconcile_pending_payments
 from tests.payments.conftest import gateway_event
@@ -44,7 +44,7 @@ def test_a_payment_not_yet_due_does_not_expire(batch):
     assert batch.payment.status == Payment.Status.PENDING
 
 
-def test_a_late_success_after_expiry_is_recorded_and_flagged_not_applied(batch, post_webhook):
+def test_a_late_success_after_expiry_is_flagged_not_applied_and_its_money_refunded(batch, post_webhook):
     overdue(batch.payment)
     expire_unpaid_payments()
 
@@ -59,7 +59,10 @@ def test_a_late_success_after_expiry_is_recorded_and_flagged_not_applied(batch, 
     assert payment.needs_attention
     assert "already expired" in payment.attention_note
     event = GatewayEvent.objects.get()
-    assert event.needs_attention and event.outcome == "not applied: payment was expired"
+    assert event.needs_attention and event.outcome == "not applied: payment was expired; refunding 60.00"
+    # recorded with the event; asked of the gateway after commit (tests/payments/test_late_success.py)
+    refund = Refund.objects.get()
+    assert (refund.payment, refund.kind, refund.order, refund.amount) == (payment, "unhonoured", None, payment.amount)
 
 
 def test_a_payment_paid_at_the_gateway_whose_notification_was_lost_is_applied_by_reconciliation(batch):

@@ -12,10 +12,11 @@ from django.db import connection
 
 from config.celery import app as celery_app
 from orders import locking
+from orders import services as order_services
 from orders.models import Batch, Order
 from payments import providers, services
 from payments.models import Payment, Refund
-from payments.providers import GatewayState, SandboxProvider
+from payments.providers import GatewayState, Notification, SandboxProvider
 from payments.sandbox import gateway
 from tests.payments.sandbox import charge_reference
 
@@ -130,6 +131,36 @@ def test_asking_a_slow_gateway_for_a_refund_holds_no_lock(transactional_db, plac
         blocking_provider.release.set()
 
     assert outcome["value"].provider_reference
+
+
+def test_refunding_a_late_success_through_a_slow_gateway_holds_no_lock(
+    transactional_db, placed_batch, blocking_provider
+):
+    batch = placed_batch()
+    reference = charge_reference(batch.payment)
+    order_services.batch_cancel(batch_id=batch.pk, owner=batch.owner)
+    gateway.charge_decide(charge_reference=reference, pay=True)  # paid after the shop cancelled
+    celery_app.control.purge()  # the notification is applied below instead
+    use_provider(batch, blocking_provider)
+    late_success = Notification(
+        event_id="evt_late",
+        type="payment.succeeded",
+        reference=batch.payment.reference,
+        amount=batch.payment.amount,
+        currency=batch.payment.currency,
+    )
+
+    with running_in_a_thread(
+        lambda: services.notification_apply(provider_name="sandbox", notification=late_success)
+    ) as outcome:
+        assert blocking_provider.entered.wait(timeout=10)
+        lock_everything_within_a_second(batch)
+        # The refund was recorded and committed before the gateway was asked.
+        assert Refund.objects.get(payment=batch.payment).status == Refund.Status.PENDING
+        blocking_provider.release.set()
+
+    assert outcome["value"] == "not applied: payment was cancelled; refunding 60.00"
+    assert Refund.objects.get(payment=batch.payment).provider_reference
 
 
 def test_reconciling_with_a_slow_gateway_holds_no_lock(transactional_db, placed_batch, blocking_provider):

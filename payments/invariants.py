@@ -1,0 +1,224 @@
+"""The payments app's part of the invariant checker (orders/invariants.py), registered in PaymentsConfig.ready().
+
+Words used below: a payment is *paid* when its status is succeeded, partially refunded or refunded. What
+the gateway *captured* for a payment is its amount when it is paid, or when it was closed unpaid (expired,
+cancelled, declined) and a success notification for it arrived all the same; otherwise nothing.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Exists, F, OuterRef, Q, Sum
+
+from orders.invariants import Context, Found, Invariant
+from orders.models import Batch, BatchRow, Order
+from payments.models import GatewayEvent, Payment, PaymentAllocation, Refund
+from payments.services import REFUND_REQUEST_RETRY_AFTER
+
+PAID = (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED)
+CLOSED_UNPAID = (Payment.Status.EXPIRED, Payment.Status.CANCELLED, Payment.Status.FAILED)
+ORDER_UNPAID = (Order.Status.AWAITING_PAYMENT, *Order.RELEASED_STATUSES)
+# Placing ended with at least one order, so the batch was handed to payments (orders.services.batch_finalize).
+BATCH_BILLED = (Batch.Status.AWAITING_PAYMENT, Batch.Status.PAID, Batch.Status.EXPIRED, Batch.Status.CANCELLED)
+SUCCESS_EVENT = "payment.succeeded"
+
+
+def _table(model) -> str:
+    return model._meta.db_table
+
+
+# --- SPEC 7.2 and 7.3: one payment per batch, for exactly its placed orders, once placing is over ----------
+
+
+def _batch_with_two_payments(context: Context) -> Found:
+    # The one-to-one on Payment.batch forbids it; the check is for the day that changes.
+    payments = _table(Payment)
+    return (
+        f"SELECT p.id FROM {payments} p JOIN (SELECT batch_id FROM {payments} "
+        "GROUP BY batch_id HAVING COUNT(*) > 1) twice USING (batch_id)",
+        [],
+    )
+
+
+def _batch_without_payment(context: Context) -> Found:
+    payment = Payment.objects.filter(batch_id=OuterRef("pk"))
+    return Batch.objects.filter(status__in=BATCH_BILLED).exclude(Exists(payment)).values_list("pk")
+
+
+def _payment_before_placing_finished(context: Context) -> Found:
+    pending_row = BatchRow.objects.filter(batch_id=OuterRef("batch_id"), outcome=BatchRow.Outcome.PENDING)
+    return Payment.objects.filter(Q(batch__status=Batch.Status.PLACING) | Exists(pending_row)).values_list("pk")
+
+
+def _payment_amount_differs_from_allocations(context: Context) -> Found:
+    return (
+        Payment.objects.annotate(allocated=Sum("allocations__amount"))
+        .filter(Q(allocated__isnull=True) | ~Q(amount=F("allocated")))
+        .values_list("pk")
+    )
+
+
+def _order_not_allocated_exactly(context: Context) -> Found:
+    # Every order of a billed batch is allocated once (the one-to-one), to its own batch's payment, at its
+    # own amount: together with the check above, a payment's amount is the sum of its batch's orders.
+    return (
+        f"SELECT o.id FROM {_table(Order)} o "
+        f"JOIN {_table(Payment)} batch_payment ON batch_payment.batch_id = o.batch_id "
+        f"LEFT JOIN {_table(PaymentAllocation)} a ON a.order_id = o.id "
+        f"LEFT JOIN {_table(Payment)} allocated_to ON allocated_to.id = a.payment_id "
+        "WHERE a.id IS NULL OR a.amount <> o.amount OR allocated_to.batch_id <> o.batch_id",
+        [],
+    )
+
+
+# --- SPEC 7.5: money moves only on the gateway's word; refunds never exceed what was paid ------------------
+
+
+def _order_paid_without_succeeded_payment(context: Context) -> Found:
+    return (
+        Order.objects.exclude(status__in=ORDER_UNPAID).exclude(allocation__payment__status__in=PAID).values_list("pk")
+    )
+
+
+def _paid_payment_not_applied(context: Context) -> Found:
+    unpaid_order = PaymentAllocation.objects.filter(payment=OuterRef("pk"), order__status__in=ORDER_UNPAID)
+    return (
+        Payment.objects.filter(status__in=PAID)
+        .filter(~Q(batch__status=Batch.Status.PAID) | Exists(unpaid_order))
+        .values_list("pk")
+    )
+
+
+def _refunds_exceed_payment(context: Context) -> Found:
+    paid = ", ".join(["%s"] * len(PAID))
+    return (
+        f"SELECT p.id FROM {_table(Payment)} p "
+        "LEFT JOIN (SELECT payment_id, SUM(amount) FILTER (WHERE status <> %s) AS live, "
+        "SUM(amount) FILTER (WHERE status = %s) AS done "
+        f"FROM {_table(Refund)} GROUP BY payment_id) r ON r.payment_id = p.id "
+        "WHERE p.refunded_amount <> COALESCE(r.done, 0) OR COALESCE(r.live, 0) > CASE "
+        f"WHEN p.status IN ({paid}) THEN p.amount "
+        f"WHEN EXISTS (SELECT 1 FROM {_table(GatewayEvent)} e WHERE e.payment_id = p.id AND e.type = %s) "
+        "THEN p.amount ELSE 0 END",
+        [str(value) for value in (Refund.Status.FAILED, Refund.Status.SUCCEEDED, *PAID, SUCCESS_EVENT)],
+    )
+
+
+def _refund_disagrees_with_order(context: Context) -> Found:
+    orders, refunds = _table(Order), _table(Refund)
+    return (
+        f"SELECT o.id FROM {orders} o WHERE o.status = %s AND NOT EXISTS "
+        f"(SELECT 1 FROM {refunds} r WHERE r.order_id = o.id AND r.status = %s) "
+        f"UNION SELECT r.order_id FROM {refunds} r JOIN {orders} o ON o.id = r.order_id "
+        "WHERE r.status = %s AND o.status <> %s",
+        [
+            str(Order.Status.REFUNDED),
+            str(Refund.Status.SUCCEEDED),
+            str(Refund.Status.SUCCEEDED),
+            str(Order.Status.REFUNDED),
+        ],
+    )
+
+
+# --- SPEC 7.8: what was captured for a payment that cannot be honoured goes back --------------------------
+
+
+def _unhonoured_capture_not_refunded(context: Context) -> Found:
+    captured = GatewayEvent.objects.filter(payment=OuterRef("pk"), type=SUCCESS_EVENT)
+    refund = Refund.objects.filter(payment=OuterRef("pk"), kind=Refund.Kind.UNHONOURED).exclude(
+        status=Refund.Status.FAILED
+    )
+    return (
+        Payment.objects.filter(status__in=CLOSED_UNPAID)
+        .filter(Exists(captured))
+        .exclude(Exists(refund))
+        .values_list("pk")
+    )
+
+
+# --- SPEC 7.4 and 7.7: promised work is not stuck past the time its periodic job takes it up --------------
+
+
+def _refund_request_stuck(context: Context) -> Found:
+    cutoff = context.redrive_cutoff(
+        after_seconds=REFUND_REQUEST_RETRY_AFTER.total_seconds(), job="payments.tasks.request_unanswered_refunds"
+    )
+    return Refund.objects.filter(
+        status=Refund.Status.PENDING, provider_reference="", created_at__lte=cutoff
+    ).values_list("pk")
+
+
+def _payment_stuck_past_expiry(context: Context) -> Found:
+    cutoff = context.redrive_cutoff(after_seconds=0, job="payments.tasks.expire_unpaid_payments")
+    return Payment.objects.filter(status=Payment.Status.PENDING, expires_at__lte=cutoff).values_list("pk")
+
+
+INVARIANTS = [
+    Invariant("batch_with_two_payments", "payments", "a batch has more than one payment", _batch_with_two_payments),
+    Invariant(
+        "batch_without_payment",
+        "batches",
+        "a batch finished placing with orders but has no payment",
+        _batch_without_payment,
+    ),
+    Invariant(
+        "payment_before_placing_finished",
+        "payments",
+        "a payment exists although a row of its batch has no outcome yet",
+        _payment_before_placing_finished,
+    ),
+    Invariant(
+        "payment_amount_differs_from_allocations",
+        "payments",
+        "a payment's amount is not the sum of its allocations to orders",
+        _payment_amount_differs_from_allocations,
+    ),
+    Invariant(
+        "order_not_allocated_exactly",
+        "orders",
+        "an order of a billed batch is not covered by its batch's payment at exactly its amount",
+        _order_not_allocated_exactly,
+    ),
+    Invariant(
+        "order_paid_without_succeeded_payment",
+        "orders",
+        "an order is paid (or past paid) but no succeeded payment covers it",
+        _order_paid_without_succeeded_payment,
+    ),
+    Invariant(
+        "paid_payment_not_applied",
+        "payments",
+        "a payment succeeded but its batch or one of its orders is not marked paid",
+        _paid_payment_not_applied,
+    ),
+    Invariant(
+        "refunds_exceed_payment",
+        "payments",
+        "refunds under way or made exceed what the gateway captured, or the refunded amount is not the sum "
+        "of the refunds it confirmed",
+        _refunds_exceed_payment,
+    ),
+    Invariant(
+        "refund_disagrees_with_order",
+        "orders",
+        "an order is refunded without a refund the gateway confirmed, or the other way round",
+        _refund_disagrees_with_order,
+    ),
+    Invariant(
+        "unhonoured_capture_not_refunded",
+        "payments",
+        "the gateway captured money for a payment that could no longer be honoured and no refund returns it",
+        _unhonoured_capture_not_refunded,
+    ),
+    Invariant(
+        "refund_request_stuck",
+        "refunds",
+        "a recorded refund was never acknowledged by the gateway, past the time it is asked again",
+        _refund_request_stuck,
+    ),
+    Invariant(
+        "payment_stuck_past_expiry",
+        "payments",
+        "a payment is still pending past its expiry and the expiry job's next run",
+        _payment_stuck_past_expiry,
+    ),
+]
