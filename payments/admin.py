@@ -96,11 +96,24 @@ class PaymentAdmin(ReadOnlyAdmin):
             _("%(count)d %(status)s (%(amount)s)") % {**row, "status": labels.get(row["status"], row["status"])}
             for row in by_status
         ]
-        return format_html(
+        summary = format_html(
             '{} · <a href="{}" id="payment-refunds">{}</a>',
             ", ".join(parts),
             _filtered_changelist(Refund, payment),
             _("see each refund"),
+        )
+        # The refund of a whole capture that could not be honoured is the one staff come here about: name it.
+        unhonoured = payment.refunds.filter(kind=Refund.Kind.UNHONOURED).first()
+        if unhonoured is None:
+            return summary
+        link = reverse("admin:payments_refund_change", args=[unhonoured.pk])
+        return format_html(
+            '{}<br>{} <a href="{}">{}</a> ({})',
+            summary,
+            _("Everything captured is being returned:"),
+            link,
+            unhonoured.reference,
+            unhonoured.get_status_display(),
         )
 
 

@@ -6,11 +6,11 @@ another transaction, takes the locks with PostgreSQL's lock_timeout at one secon
 
 import threading
 from contextlib import contextmanager
+from unittest import mock
 
 import pytest
 from django.db import connection
 
-from config.celery import app as celery_app
 from orders import locking
 from orders import services as order_services
 from orders.models import Batch, Order
@@ -97,8 +97,8 @@ def use_provider(batch, provider):
 
 def pay(batch):
     """Paid at the sandbox, and the payment applied here as its notification would."""
-    gateway.charge_decide(charge_reference=charge_reference(batch.payment), pay=True)
-    celery_app.control.purge()  # the notification itself is not needed
+    with mock.patch("payments.sandbox.gateway.queue_task"):  # its notification is applied below instead
+        gateway.charge_decide(charge_reference=charge_reference(batch.payment), pay=True)
     with locking.transaction():
         locked_batch = locking.lock_one(Batch.objects.filter(pk=batch.pk))
         payment = locking.lock_one(Payment.objects.filter(batch=batch))
@@ -139,8 +139,8 @@ def test_refunding_a_late_success_through_a_slow_gateway_holds_no_lock(
     batch = placed_batch()
     reference = charge_reference(batch.payment)
     order_services.batch_cancel(batch_id=batch.pk, owner=batch.owner)
-    gateway.charge_decide(charge_reference=reference, pay=True)  # paid after the shop cancelled
-    celery_app.control.purge()  # the notification is applied below instead
+    with mock.patch("payments.sandbox.gateway.queue_task"):  # its notification is applied below instead
+        gateway.charge_decide(charge_reference=reference, pay=True)  # paid after the shop cancelled
     use_provider(batch, blocking_provider)
     late_success = Notification(
         event_id="evt_late",
