@@ -89,8 +89,9 @@ def service_environment(*, database_url: str, redis_url: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         # The baseline sends one request per checkout, thousands a minute from one user: the API's
-        # per-user throttle (600/minute) would answer 429. The check itself still runs.
+        # per-user and batch-submission throttles would answer 429. The checks themselves still run.
         "API_THROTTLE_USER": "1000000/minute",
+        "API_THROTTLE_BATCHES": "1000000/minute",
     }
 
 
