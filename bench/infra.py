@@ -10,6 +10,7 @@ Each service is created by the benchmark and removed by it; nothing it did not c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -118,10 +119,8 @@ class BenchWorker(WorkerProcess):
     def reset_peak_rss(self) -> None:
         """Start a new peak: writing 5 to clear_refs resets VmHWM to the current resident size."""
         for pid in self.pids():
-            try:
+            with contextlib.suppress(OSError):
                 Path(f"/proc/{pid}/clear_refs").write_text("5")
-            except OSError:
-                pass
 
     def peak_rss_kb(self) -> dict[int, int]:
         """Each worker process's peak resident size (VmHWM) since the last reset, in KiB."""

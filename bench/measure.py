@@ -7,6 +7,7 @@ polling the API would see.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -138,10 +139,8 @@ def settle_database_statistics() -> None:
             )
             return cursor.fetchone()[0] == 0
 
-    try:
+    with contextlib.suppress(WaitTimeout):
         wait_until(alone, timeout=3, what="the workers' database connections to close", interval=0.02)
-    except WaitTimeout:
-        pass
 
 
 @contextmanager
@@ -298,8 +297,9 @@ class Benchmark:
             figures["baseline_over_batch"] = figures["baseline_s"] / (figures["accept_s"] + figures["place_s"])
             runs.append(figures)
             _progress(
-                f"N={row_count} run {run}/{repeat}: accept {figures['accept_s']:.3f}s, place {figures['place_s']:.2f}s, "
-                f"floor {figures['floor_s']:.2f}s, baseline {figures['baseline_s']:.1f}s"
+                f"N={row_count} run {run}/{repeat}: accept {figures['accept_s']:.3f}s, "
+                f"place {figures['place_s']:.2f}s, floor {figures['floor_s']:.2f}s, "
+                f"baseline {figures['baseline_s']:.1f}s"
                 + (" (extrapolated)" if figures["baseline_checkouts"] < row_count else "")
             )
         return runs

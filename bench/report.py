@@ -112,9 +112,10 @@ def machine(*, postgres_version: str, redis_version: str) -> dict:
 
 def _cpu_model() -> str:
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or "unknown"
@@ -154,8 +155,9 @@ def render(document: dict) -> str:
         )
     sql = document["placing_sql"]
     lines += [
-        f"Placing one row: {sql['sql_statements_per_row']:.2f} SQL statements, of which {sql['data_statements_per_row']:.2f}"
-        f" read or write data and the rest is transaction control (counted in-process over {sql['rows']} rows), e.g.",
+        f"Placing one row: {sql['sql_statements_per_row']:.2f} SQL statements, "
+        f"of which {sql['data_statements_per_row']:.2f} read or write data and the rest is transaction control "
+        f"(counted in-process over {sql['rows']} rows), e.g.",
         "  " + "; ".join(sql["example_row"]),
         f"Idle worker process RSS after warm-up: {document['worker_idle_rss_mb']:.1f} MB.",
         "",
@@ -196,7 +198,7 @@ def _table(sizes: dict[int, dict], table: str) -> str:
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def line(cells):
-        return "| " + " | ".join(cell.rjust(width) for cell, width in zip(cells, widths)) + " |"
+        return "| " + " | ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
 
     return "\n".join([line(header), "|" + "|".join("-" * (width + 2) for width in widths) + "|", *map(line, body)])
 

@@ -27,7 +27,7 @@ def database_problem() -> str | None:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a health check reports any failure, whatever the driver raised
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"DATABASE_URL: cannot use the database ({first_line})"
     return None
@@ -39,7 +39,7 @@ def broker_problem() -> str | None:
     try:
         with celery_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=3)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - kombu raises per transport; every one means "cannot reach"
         return f"{settings.CELERY_BROKER_URL_VARIABLE}: cannot reach {_redact(celery_app.conf.broker_url)} ({exc})"
     return None
 
@@ -49,7 +49,7 @@ def worker_problem() -> str | None:
         return None
     try:
         replies = celery_app.control.ping(timeout=1.0)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to ping is reported, not raised
         return f"no worker answered a ping ({exc})"
     return None if replies else "no worker answered a ping"
 

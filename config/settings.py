@@ -117,7 +117,7 @@ def _database_from_url(url: str) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # environ warns about unknown schemes; we raise below instead
             config = env.db_url_config(url)
-    except Exception as exc:  # environ raises several types for a malformed URL
+    except Exception as exc:  # noqa: BLE001 - environ raises several types for a malformed URL
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL ({exc})") from None
     if config.get("ENGINE") not in _SUPPORTED_DB_ENGINES or not config.get("NAME"):
         raise ImproperlyConfigured(

@@ -63,7 +63,7 @@ class SharedRateThrottle(BaseThrottle):
             return True
         try:
             cache.decr(key + str(window))
-        except Exception:
+        except Exception:  # noqa: BLE001 - best effort: a cache failure must not turn a 429 into a 500
             logger.warning("throttle %s: could not uncount a refused request", self.scope)
         self._wait = _seconds_until_allowed(previous, current - 1, elapsed, limit) * duration
         return False

@@ -131,7 +131,8 @@ class Batch(Stateful, models.Model):
     source = models.CharField(_("source"), max_length=10, choices=Source.choices, default=Source.API)
     row_count = models.PositiveIntegerField(_("rows submitted"))
     accepted_rows = models.PositiveIntegerField(_("rows accepted"))
-    idempotency_key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True)
+    # NULL when absent: the unique constraint below must not treat two key-less batches as a clash.
+    idempotency_key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True)
     retry_of = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="retries", verbose_name=_("retry of")
@@ -215,7 +216,8 @@ class BatchRow(Stateful, models.Model):
     kind = models.CharField(_("kind"), max_length=32)
     # The row as submitted (rejected rows) or as validated and normalised (accepted rows).
     data = models.JSONField(_("data"), default=dict)
-    reference = models.CharField(_("reference"), max_length=64, null=True, blank=True)
+    # NULL when absent, as on Order (whose unique constraint it is checked against); the index skips NULLs.
+    reference = models.CharField(_("reference"), max_length=64, null=True, blank=True)  # noqa: DJ001
     outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
     errors = models.JSONField(_("validation errors"), default=dict, blank=True)
     failure_code = models.CharField(_("failure code"), max_length=40, blank=True)
@@ -298,7 +300,8 @@ class Order(Stateful, models.Model):
     amount = models.DecimalField(_("amount"), max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
     currency = models.CharField(_("currency"), max_length=3, default="CNY")
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.AWAITING_PAYMENT)
-    reference = models.CharField(_("reference"), max_length=64, null=True, blank=True)
+    # NULL when absent: order_unique_owner_reference must not treat two orders without one as a clash.
+    reference = models.CharField(_("reference"), max_length=64, null=True, blank=True)  # noqa: DJ001
     # Facts its order type keeps and shows about the order (what was bought, for whom).
     details = models.JSONField(_("details"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)

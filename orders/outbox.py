@@ -84,7 +84,7 @@ def _publish(message: OutboxMessage) -> bool:
     try:
         # retry=False: one quick try; the outbox is the retry.
         _task(message.task).apply_async(message.args, countdown=countdown or None, retry=False, ignore_result=True)
-    except Exception as error:  # any broker failure; the message stays waiting
+    except Exception as error:  # noqa: BLE001 - any broker failure; the message stays waiting
         _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
         OutboxMessage.objects.filter(pk=message.pk).update(attempts=message.attempts + 1, last_error=str(error)[:255])
         logger.warning("outbox: %s not published yet (%s); the sweeper will retry", message.task, error)

@@ -29,7 +29,7 @@ class StatusChange(models.Model):
 
     class Meta:
         abstract = True
-        ordering = ["created_at", "id"]
+        ordering = ["created_at", "id"]  # noqa: RUF012 - a Django Meta option, read once (see pyproject)
 
     def __str__(self) -> str:
         return f"{self.old_status or '∅'} → {self.new_status}"

@@ -79,18 +79,18 @@ class Payment(Stateful, models.Model):
             ),
         ]
 
-    @property
-    def refundable_amount(self):
-        """What may still be refunded: paid, minus refunds done or under way."""
-        committed = self.refunds.exclude(status=Refund.Status.FAILED).aggregate(total=models.Sum("amount"))["total"]
-        return self.amount - (committed or 0)
-
     def __str__(self):
         return _("Payment %(reference)s of %(amount)s %(currency)s") % {
             "reference": self.reference,
             "amount": self.amount,
             "currency": self.currency,
         }
+
+    @property
+    def refundable_amount(self):
+        """What may still be refunded: paid, minus refunds done or under way."""
+        committed = self.refunds.exclude(status=Refund.Status.FAILED).aggregate(total=models.Sum("amount"))["total"]
+        return self.amount - (committed or 0)
 
 
 class PaymentAllocation(models.Model):

@@ -143,7 +143,8 @@ class BatchDetailSerializer(BatchSummarySerializer):
     inconsistency = serializers.CharField(read_only=True)
 
     class Meta(BatchSummarySerializer.Meta):
-        fields = BatchSummarySerializer.Meta.fields + [
+        fields = [
+            *BatchSummarySerializer.Meta.fields,
             "orders",
             "failures",
             "rejected_rows",

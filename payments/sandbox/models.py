@@ -42,7 +42,7 @@ class SandboxRefund(models.Model):
     reference = models.CharField(max_length=64, unique=True, default=new_refund_reference)
     # The merchant's own refund number: asking twice with one number refunds once (null: refunds made
     # before the sandbox took one).
-    merchant_reference = models.CharField(max_length=64, unique=True, null=True)
+    merchant_reference = models.CharField(max_length=64, unique=True, null=True)  # noqa: DJ001 - NULLs never clash
     charge = models.ForeignKey(SandboxCharge, on_delete=models.PROTECT, related_name="refunds")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     created_at = models.DateTimeField(default=timezone.now)

@@ -65,7 +65,7 @@ def running_in_a_thread(call):
     def run():
         try:
             outcome["value"] = call()
-        except Exception as error:  # handed to the test thread below
+        except Exception as error:  # noqa: BLE001 - handed to the test thread below, which re-raises it
             outcome["error"] = error
         finally:
             connection.close()

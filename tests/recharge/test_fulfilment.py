@@ -94,7 +94,7 @@ def test_an_unknown_outcome_is_settled_by_a_query_and_never_refunded(
 ):
     rows = [{"kind": "mobile", "phone": TIMES_OUT_ONCE, "face_value": "100"}]
 
-    batch, payment = submit_and_pay(api_client, client, wait_for_batch, wait_until, rows)
+    batch, _payment = submit_and_pay(api_client, client, wait_for_batch, wait_until, rows)
 
     wait_until(lambda: settled(batch), timeout=30, what="the top-up to settle")
     order = Order.objects.get(batch=batch)

@@ -34,7 +34,7 @@ def nothing_placed():
 
 row_fields = st.fixed_dictionaries(
     {"kind": st.sampled_from([b"goods", b"mobile", b"game"]) | form_values},
-    optional={name: form_values for name in ROW_FIELDS[1:]},
+    optional=dict.fromkeys(ROW_FIELDS[1:], form_values),
 )
 
 

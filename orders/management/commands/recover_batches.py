@@ -12,7 +12,10 @@ class Command(BaseCommand):
             type=int,
             default=None,
             metavar="SECONDS",
-            help="Treat a batch as stuck after this many seconds without progress (default: BATCH_PLACING_TIMEOUT_SECONDS).",
+            help=(
+                "Treat a batch as stuck after this many seconds without progress "
+                "(default: BATCH_PLACING_TIMEOUT_SECONDS)."
+            ),
         )
 
     def handle(self, *args, older_than=None, **options):
