@@ -12,13 +12,12 @@ from config.json_input import BoundedJSONParser
 from config.throttling import TokenThrottle
 
 
-def _readable(value: str) -> str:
+def _readable(value: str) -> None:
     # A lone surrogate cannot be encoded, so the database would refuse it with an error instead of an answer.
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise serializers.ValidationError(str(messages.NOT_TEXT_WE_CAN_READ)) from None
-    return value
 
 
 class TokenRequestSerializer(serializers.Serializer):

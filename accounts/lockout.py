@@ -18,7 +18,7 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.db.models import Max, Sum
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -56,7 +56,7 @@ def locked_out_response(request, original_response=None, credentials=None):
     message = locked_out_message()
     retry_after = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
     if request.path.startswith("/api/"):
-        response = JsonResponse({"detail": message}, status=LOCKED_OUT_STATUS)
+        response: HttpResponse = JsonResponse({"detail": message}, status=LOCKED_OUT_STATUS)
     else:
         username = (credentials or {}).get("username") or ""
         form = AuthenticationForm(request, initial={"username": username})

@@ -306,7 +306,7 @@ class Benchmark:
 
 
 @contextmanager
-def as_the_callback_found_it(batch_id: str):
+def as_the_callback_found_it(batch_id: uuid.UUID | str):
     """The batch back in `placing` without its payment, inside a transaction that is rolled back."""
     with transaction.atomic():
         Payment.objects.filter(batch_id=batch_id).delete()

@@ -43,13 +43,13 @@ def profile(shopper: Shopper, *, accept_rows: int, callback_batch: str, path: Pa
         (False, "one connection kept open"),
     ]:
         with dispatch_suppressed():
-            batch = shopper.submit(batch_rows(PLACING_ROWS))[0]
+            batch_id = shopper.submit(batch_rows(PLACING_ROWS))[0]
         connection.ensure_connection()
         with Profiler(interval=0.0005) as placing:
             for row_index in range(PLACING_ROWS):
                 if new_connections:
                     connection.close()
-                services.order_place(batch_id=batch, row_index=row_index)
+                services.order_place(batch_id=batch_id, row_index=row_index)
         sections.append((f"placing: order_place for {PLACING_ROWS} rows, {how}", placing))
 
     # The callback on the largest batch the workers placed, replayed as it found that batch.

@@ -45,7 +45,7 @@ class JSONRenderer(renderers.JSONRenderer):
         try:
             return super().render(data, accepted_media_type, renderer_context)
         except UnicodeEncodeError:
-            self.ensure_ascii = True
+            self.ensure_ascii = True  # type: ignore[misc]  # this renderer only, for this answer
             return super().render(data, accepted_media_type, renderer_context)
 
 

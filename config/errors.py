@@ -17,7 +17,7 @@ import logging
 from http import HTTPStatus
 
 from django.conf import settings
-from django.core.exceptions import DisallowedHost, RequestDataTooBig
+from django.core.exceptions import BadRequest, DisallowedHost, RequestDataTooBig
 from django.http import JsonResponse
 from django.utils.translation import gettext_lazy as _
 from django.views import defaults
@@ -179,7 +179,11 @@ class EdgeRefusalMiddleware:
     def __call__(self, request):
         machine = is_machine_path(request.path)
         if _has_bad_characters(request):
-            return json_error(400, BAD_CHARACTERS, "bad_characters") if machine else defaults.bad_request(request, None)
+            return (
+                json_error(400, BAD_CHARACTERS, "bad_characters")
+                if machine
+                else defaults.bad_request(request, BadRequest())
+            )
         if machine and _declared_length(request) > (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or float("inf")):
             return json_error(413)
         return self.get_response(request)

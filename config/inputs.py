@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
@@ -73,12 +74,13 @@ def decimal_from_text(text: str, *, max_exponent: int = MAX_DECIMAL_EXPONENT) ->
         value = Decimal(text.strip(" \t"))
     except InvalidOperation:  # the pattern admits only what Decimal reads; this is a belt for the braces
         raise InputRefused(str(NOT_A_DECIMAL)) from None
-    if value and (value.adjusted() > max_exponent or value.as_tuple().exponent < -max_exponent):
+    exponent = value.as_tuple().exponent  # an int: the pattern admits no NaN or infinity, whose exponent is a letter
+    if value and (value.adjusted() > max_exponent or (isinstance(exponent, int) and exponent < -max_exponent)):
         raise InputRefused(str(NOT_A_DECIMAL))
     return value
 
 
-def first_bad_text(value, *, path: str = "") -> tuple[str, str] | None:
+def first_bad_text(value: Any, *, path: str = "") -> tuple[str, str] | None:
     """The first string (key or value) anywhere in decoded JSON that cannot be stored: (path, problem).
 
     The caller has bounded the nesting (config.json_input), so the walk cannot recurse too deep.
@@ -112,7 +114,7 @@ def shown(value: str, *, max_length: int = SHOWN_MAX_LENGTH) -> str:
     return _BAD_TEXT.sub(lambda found: f"\\u{ord(found.group()):04x}", value)
 
 
-def storable(value):
+def storable(value: Any) -> Any:
     """Decoded JSON with every bad character escaped, so that a refused row can still be kept for people to see."""
     if isinstance(value, str):
         return value if text_problem(value) is None else _BAD_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", value)

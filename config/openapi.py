@@ -24,7 +24,7 @@ class ErrorSerializer(serializers.Serializer):
 
 class RowErrorSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="The row's position in `rows`, from 0.")
-    errors = serializers.DictField(
+    errors = serializers.DictField(  # type: ignore[assignment]  # only documents a shape; never validates
         child=serializers.ListField(child=serializers.CharField()), help_text="Messages by field name."
     )
 

@@ -46,7 +46,7 @@ class SharedRateThrottle(BaseThrottle):
         identity = self.identity(request)
         if not rate or identity is None:
             return True
-        limit, duration = parse_rate(rate)
+        limit, duration = parse_rate(rate)  # type: ignore[arg-type]  # DRF's stubs say a number; it is "10/minute"
         now = self.timer()
         window = int(now // duration)
         key = f"throttle:{self.scope}:{identity}:{duration}:"

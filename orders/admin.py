@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
@@ -7,8 +11,11 @@ from orders.goods import ProductOrderType
 from orders.models import Batch, BatchRow, BatchRowStatusChange, BatchStatusChange, Order, OrderStatusChange, Product
 from orders.tasks import redrive_batch
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise
 
-def product_kind_choices() -> list[tuple[str, str]]:
+
+def product_kind_choices() -> list[tuple[str, str | StrPromise]]:
     """The registered order types that sell products, so staff pick a kind instead of typing one."""
     return [
         (order_type.kind, order_type.label or order_type.kind)
@@ -27,10 +34,12 @@ class ProductForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         current = self.instance.kind if self.instance.pk else None
-        if current and current not in dict(self.fields["kind"].choices):
+        kind_field = cast(forms.ChoiceField, self.fields["kind"])
+        choices = product_kind_choices()  # what the field was built from
+        if current and current not in dict(choices):
             # A product of a type no longer installed stays editable, and says why it cannot be sold.
             unregistered = _("%(kind)s (not installed)") % {"kind": current}
-            self.fields["kind"].choices = [*self.fields["kind"].choices, (current, unregistered)]
+            kind_field.choices = [*choices, (current, unregistered)]
 
 
 @admin.register(Product)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -54,7 +54,7 @@ class Billing:
         """
         raise NotImplementedError
 
-    def bills(self, batch_ids: Iterable) -> dict:
+    def bills(self, batch_ids: Iterable[Any]) -> dict[Any, Bill]:
         """{batch id: Bill} for the batches that have one, in one query."""
         raise NotImplementedError
 

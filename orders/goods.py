@@ -17,7 +17,7 @@ SKU_MAX_LENGTH = 64
 class ProductOrderType(OrderType):
     """A row that buys `quantity` of one product by SKU, reserving stock when the product tracks it."""
 
-    fields = ("sku", "quantity")
+    fields: tuple[str, ...] = ("sku", "quantity")
     row_template = "orders/_product_row.html"
     # A product-backed type claims a pasted line whose first field is the SKU of one of its products:
     # the strongest evidence a line can give, so these types are asked early.
@@ -103,6 +103,8 @@ class ProductOrderType(OrderType):
         )
 
     def release(self, order: Order) -> None:
+        if order.product_id is None:
+            return
         Product.objects.filter(pk=order.product_id, stock__isnull=False).update(stock=F("stock") + order.quantity)
 
     def describe(self, order: Order) -> Description:

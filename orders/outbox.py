@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from typing import Any
 
-from celery import current_app
+from celery import Task, current_app
 from django.db import transaction
 from django.utils import timezone
 
@@ -34,7 +35,7 @@ SWEEP_GRACE = timedelta(seconds=2)
 _broker_down_until = 0.0
 
 
-def queue_task(name: str, *args, delay: float = 0) -> OutboxMessage:
+def queue_task(name: str, *args: Any, delay: float = 0) -> OutboxMessage:
     """Promise a task run (after `delay` seconds): stored now, published once the caller's transaction commits."""
     message = OutboxMessage.objects.create(task=name, args=list(args), due_at=timezone.now() + timedelta(seconds=delay))
     transaction.on_commit(lambda: _publish_soon(message), robust=True)
@@ -71,7 +72,7 @@ def _publish_soon(message: OutboxMessage) -> None:
     _publish(message)
 
 
-def _task(name: str):
+def _task(name: str) -> Task[Any, Any]:
     # A web process has imported only the tasks modules something else imported; the worker imports all.
     if name not in current_app.tasks:
         current_app.loader.import_default_modules()
@@ -83,7 +84,12 @@ def _publish(message: OutboxMessage) -> bool:
     countdown = max(0.0, (message.due_at - timezone.now()).total_seconds())
     try:
         # retry=False: one quick try; the outbox is the retry.
-        _task(message.task).apply_async(message.args, countdown=countdown or None, retry=False, ignore_result=True)
+        _task(message.task).apply_async(
+            message.args,
+            countdown=countdown or None,  # type: ignore[arg-type]  # celery-types says float; None is celery's default
+            retry=False,
+            ignore_result=True,
+        )
     except Exception as error:  # noqa: BLE001 - any broker failure; the message stays waiting
         _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
         OutboxMessage.objects.filter(pk=message.pk).update(attempts=message.attempts + 1, last_error=str(error)[:255])

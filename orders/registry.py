@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from django import forms
+    from django_stubs_ext import StrPromise
 
     from orders.models import Batch, BatchRow, Order, Product
     from orders.rows import RowCleaner
@@ -45,7 +46,7 @@ class SubmissionContext:
     owner: object
     products: dict[str, Product] = field(default_factory=dict)
     # Anything a type wants to cache for the duration of one submission.
-    cache: dict = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,14 @@ class ImportContext:
     # Products whose SKU is the first field of some line (one query for the whole import).
     products: dict[str, Product] = field(default_factory=dict)
     # The import form's options, by kind: {kind: {option name: cleaned value}} (see OrderType.import_options).
-    options: dict[str, dict] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class OrderType:
     """What a specialised order type provides. Subclass it and register an instance."""
 
     kind: str = ""
-    label: str = ""
+    label: str | StrPromise = ""  # usually translated: gettext_lazy("Goods")
     # The fields a row of this type may carry besides "kind" and "reference".
     fields: tuple[str, ...] = ()
     # Where the type stands in the checkout's kind menu (lower first; ties by kind).
@@ -89,11 +90,11 @@ class OrderType:
     # When a pasted line is offered to each type in turn (lower first; ties by kind).
     import_order: int = 100
     # The line format(s) this type reads, for the import form's help text, e.g. "SKU,quantity".
-    import_hint: str = ""
+    import_hint: str | StrPromise = ""
     # First fields that mark a header line of a CSV file written for this type (compared in lower case).
     import_headers: tuple[str, ...] = ()
 
-    def field_schemas(self) -> dict[str, dict]:
+    def field_schemas(self) -> dict[str, dict[str, Any]]:
         """JSON Schema of each of `fields`, for the API's OpenAPI row shapes (see orders.rows *_schema helpers).
 
         A type that does not describe its fields is documented as accepting any value in them.
@@ -104,11 +105,11 @@ class OrderType:
         """Fields a row of this type must carry, for the OpenAPI row shapes."""
         return ()
 
-    def example_row(self) -> dict | None:
+    def example_row(self) -> dict[str, Any] | None:
         """A valid row of this type for the API documentation (with the demo catalogue), or None."""
         return None
 
-    def skus(self, raw: dict) -> Iterable[str]:
+    def skus(self, raw: dict[str, Any]) -> Iterable[str]:
         """Product SKUs a raw row refers to, so the submission can load them all in one query."""
         return ()
 
@@ -116,11 +117,11 @@ class OrderType:
         """Validate and normalise one submitted row into row.data, recording problems with row.error()."""
         raise NotImplementedError
 
-    def quote(self, data: dict, context: SubmissionContext) -> Quote:
+    def quote(self, data: dict[str, Any], context: SubmissionContext) -> Quote:
         """The price of a valid row as it would be placed now, and a short note for people."""
         raise NotImplementedError
 
-    def warnings(self, rows: list[tuple[int, dict]]) -> list[dict]:
+    def warnings(self, rows: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Advice about the accepted rows of this type taken together (e.g. the same account twice)."""
         return []
 
@@ -142,7 +143,7 @@ class OrderType:
         """Extra fields of the import form that this type reads (e.g. a default for a column left out)."""
         return {}
 
-    def import_row(self, fields: list[str], context: ImportContext) -> dict | None:
+    def import_row(self, fields: list[str], context: ImportContext) -> dict[str, Any] | None:
         """Claim one pasted or CSV line (its fields, stripped) as a raw row of this type, or None to pass."""
         return None
 
@@ -161,6 +162,14 @@ def register(order_type: OrderType) -> None:
 
 def get(kind: str) -> OrderType | None:
     return _types.get(kind)
+
+
+def require(kind: str) -> OrderType:
+    """The type of a row or order that was validated, so its kind is known to be registered."""
+    order_type = _types.get(kind)
+    if order_type is None:
+        raise LookupError(f"no order type {kind!r} is registered")
+    return order_type
 
 
 def kinds() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from orders.models import BatchRow, Order
 
@@ -18,11 +19,12 @@ class PlacementResult:
     code: str = ""
     error: str = ""
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_row(cls, row: BatchRow, order: Order | None = None) -> PlacementResult:
         if row.outcome == BatchRow.Outcome.PLACED:
+            assert order is not None, "a placed row's result is built with its order"
             return cls(row=row.row_index, ok=True, order=order.pk, amount=str(order.amount))
         return cls(row=row.row_index, ok=False, code=row.failure_code, error=row.failure_message)

@@ -6,9 +6,14 @@ under a second, and the same checks serve the API, the website formset and the a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from config import inputs
 from orders import messages
 from orders.registry import RowErrors
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise
 
 REFERENCE_MAX_LENGTH = 64
 
@@ -16,17 +21,17 @@ REFERENCE_MAX_LENGTH = 64
 class RowCleaner:
     """Reads fields out of one raw row, collecting normalised values in `data` and problems in `errors`."""
 
-    def __init__(self, index: int, raw: dict):
+    def __init__(self, index: int, raw: dict[str, Any]):
         self.index = index
         self.raw = raw
-        self.data: dict = {}
+        self.data: dict[str, Any] = {}
         self.errors: RowErrors = {}
 
     @property
     def is_valid(self) -> bool:
         return not self.errors
 
-    def error(self, field: str, message: str) -> None:
+    def error(self, field: str, message: str | StrPromise) -> None:
         self.errors.setdefault(field, []).append(str(message))
 
     def has_error(self, field: str) -> bool:

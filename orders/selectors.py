@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from orders.models import Batch, BatchRow, Order
@@ -22,10 +23,10 @@ def batch_progress(batch: Batch) -> dict[str, int]:
     }
 
 
-def batches_with_progress(batches):
+def batches_with_progress(batches: QuerySet[Batch]) -> QuerySet[Batch]:
     """The same counts as `batch_progress`, annotated on a queryset: one query for a whole page of batches."""
 
-    def count(outcome):
+    def count(outcome: str) -> Count:
         return Count("rows", filter=Q(rows__outcome=outcome))
 
     return batches.annotate(
@@ -35,7 +36,7 @@ def batches_with_progress(batches):
     )
 
 
-def batch_results_from_database(batch: Batch) -> list[dict]:
+def batch_results_from_database(batch: Batch) -> list[dict[str, Any]]:
     """The order array as the database records it, for finishing a batch whose callback was lost."""
     orders = {order.row_index: order for order in Order.objects.filter(batch=batch).only("pk", "row_index", "amount")}
     rows = batch.rows.filter(outcome__in=[BatchRow.Outcome.PLACED, BatchRow.Outcome.FAILED]).only(
@@ -44,7 +45,7 @@ def batch_results_from_database(batch: Batch) -> list[dict]:
     return [PlacementResult.from_row(row, orders.get(row.row_index)).as_dict() for row in rows]
 
 
-def batches_stuck_in_placing(*, timeout: timedelta, now=None) -> list[Batch]:
+def batches_stuck_in_placing(*, timeout: timedelta, now: datetime | None = None) -> list[Batch]:
     """Batches still placing with no progress for `timeout`: dispatch lost, chord lost, callback lost.
 
     Progress is the latest of creation, dispatch and any row settling, so a large batch that is

@@ -50,7 +50,8 @@ class Stateful(models.Model):
 
     @property
     def current_status(self) -> str:
-        return getattr(self, self.STATUS_FIELD)
+        status: str = getattr(self, self.STATUS_FIELD)
+        return status
 
     def can_transition(self, new_status: str) -> bool:
         return new_status in self.TRANSITIONS.get(self.current_status, set())

@@ -3,6 +3,8 @@ safe to run twice, because with late acks a task whose worker died is delivered 
 
 import logging
 from datetime import timedelta
+from typing import Any
+from uuid import UUID
 
 from celery import chord, current_app, shared_task
 from django.conf import settings
@@ -17,7 +19,7 @@ PLACING_QUEUE = "placing"
 BACKLOG_PATIENCE = 10
 
 
-def place_row_task_id(batch_id, row_index: int) -> str:
+def place_row_task_id(batch_id: UUID | str, row_index: int) -> str:
     return f"{batch_id}:{row_index}"
 
 
@@ -37,19 +39,19 @@ def dispatch_batch(batch_id: str) -> int:
 
 
 @shared_task
-def place_row(batch_id: str, row_index: int) -> dict:
+def place_row(batch_id: str, row_index: int) -> dict[str, Any]:
     """The order interface, called with the batch marker (the batch id) for one row."""
     return services.order_place(batch_id=batch_id, row_index=row_index).as_dict()
 
 
 @shared_task
-def finalize_batch(results: list, batch_id: str) -> str:
+def finalize_batch(results: list[dict[str, Any]], batch_id: str) -> str:
     batch = services.batch_finalize(batch_id=batch_id, results=results)
     return batch.status
 
 
 @shared_task
-def recover_stuck_batches(timeout_seconds: int | None = None) -> dict:
+def recover_stuck_batches(timeout_seconds: int | None = None) -> dict[str, list[str]]:
     """Re-drive batches stuck in placing (periodic, Celery beat; also `manage.py recover_batches`).
 
     A batch whose rows all have an outcome is finished at once, through the same finalisation as
@@ -62,7 +64,7 @@ def recover_stuck_batches(timeout_seconds: int | None = None) -> dict:
         # Rows waiting in the queue are not lost: a batch queued behind others makes no progress either.
         # Only a much longer silence then counts as stuck.
         timeout *= BACKLOG_PATIENCE
-    outcome = {"finished": [], "redispatched": []}
+    outcome: dict[str, list[str]] = {"finished": [], "redispatched": []}
     for batch in selectors.batches_stuck_in_placing(timeout=timeout):
         outcome[redrive_batch(batch.pk)].append(str(batch.pk))
     if outcome["finished"] or outcome["redispatched"]:
@@ -74,12 +76,14 @@ def placing_backlog() -> int:
     """How many messages wait in the placing queue (0 when the broker cannot say)."""
     try:
         with current_app.connection_for_read() as connection:
-            return connection.default_channel.queue_declare(queue=PLACING_QUEUE, passive=True).message_count
+            # kombu's StdChannel type leaves queue_declare out; every transport's channel has it.
+            channel: Any = connection.default_channel
+            return int(channel.queue_declare(queue=PLACING_QUEUE, passive=True).message_count)
     except Exception:  # noqa: BLE001 - an unreachable broker or a missing queue: nothing is known to be waiting
         return 0
 
 
-def redrive_batch(batch_id) -> str:
+def redrive_batch(batch_id: UUID | str) -> str:
     """Finish one placing batch from the database, or dispatch its chord again if rows are unsettled."""
     if services.batch_recover(batch_id=batch_id):
         return "finished"

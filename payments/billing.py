@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 from orders.billing import Bill, Billing
 from payments import services
 from payments.models import Payment
 
+if TYPE_CHECKING:
+    from orders.models import Batch, Order
+
 
 class PaymentsBilling(Billing):
-    def bill_batch(self, *, batch, orders) -> None:
+    def bill_batch(self, *, batch: Batch, orders: list[Order]) -> None:
         services.payment_create_for_batch(batch=batch, orders=orders)
 
-    def cancel_bill(self, *, batch) -> None:
+    def cancel_bill(self, *, batch: Batch) -> None:
         services.payment_cancel_for_batch(batch=batch)
 
-    def bills(self, batch_ids) -> dict:
+    def bills(self, batch_ids: Iterable[Any]) -> dict[Any, Bill]:
         return {payment.batch_id: _bill(payment) for payment in Payment.objects.filter(batch_id__in=list(batch_ids))}
 
-    def refund_order(self, *, order, reason: str) -> None:
+    def refund_order(self, *, order: Order, reason: str) -> None:
         services.payment_refund_order(order=order, reason=reason)
 
 

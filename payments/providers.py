@@ -7,8 +7,10 @@ stop coming.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.urls import reverse
@@ -17,6 +19,10 @@ from config import inputs, json_input
 from orders import registry
 from payments import signing
 from payments.sandbox import gateway as sandbox
+
+if TYPE_CHECKING:
+    from orders.models import Order
+    from payments.models import Payment, Refund
 
 MAX_REFERENCE_LENGTH = 64  # Payment.reference
 
@@ -41,7 +47,7 @@ class Notification:
     amount: Decimal
     currency: str
     refund_reference: str = ""
-    payload: dict | None = None
+    payload: dict[str, Any] | None = None
 
 
 class GatewayState:
@@ -55,28 +61,28 @@ class PaymentProvider:
     name = ""
     event_types = ("payment.succeeded", "payment.failed", "refund.succeeded")
 
-    def create(self, payment, orders) -> str:
+    def create(self, payment: Payment, orders: list[Order]) -> str:
         """Register the payment with the gateway and return the URL where the customer pays."""
         raise NotImplementedError
 
-    def refund(self, refund) -> str:
+    def refund(self, refund: Refund) -> str:
         """Ask the gateway to refund, with `refund.reference` as our refund number (asking twice with it refunds
         once); returns the gateway's own refund reference. Money moves on its notification, which names the
         refund by our number."""
         raise NotImplementedError
 
-    def query(self, payment) -> str:
+    def query(self, payment: Payment) -> str:
         """The gateway's view of a payment, one of GatewayState."""
         raise NotImplementedError
 
-    def parse_notification(self, headers, body: bytes) -> Notification:
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         raise NotImplementedError
 
 
 class SandboxProvider(PaymentProvider):
     name = "sandbox"
 
-    def create(self, payment, orders) -> str:
+    def create(self, payment: Payment, orders: list[Order]) -> str:
         items = [
             {"name": f"{order.number} · {registry.describe(order)}", "amount": f"{order.amount:.2f}"}
             for order in orders
@@ -90,9 +96,10 @@ class SandboxProvider(PaymentProvider):
             notify_url=settings.SITE_URL + reverse("payments:sandbox-webhook"),
             return_url=settings.SITE_URL + reverse("payments:return", args=[payment.reference]),
         )
-        return settings.SITE_URL + reverse("sandbox:pay", args=[charge.reference])
+        pay_url: str = settings.SITE_URL + reverse("sandbox:pay", args=[charge.reference])
+        return pay_url
 
-    def refund(self, refund) -> str:
+    def refund(self, refund: Refund) -> str:
         try:
             return sandbox.refund_create(
                 merchant_reference=refund.payment.reference,
@@ -102,7 +109,7 @@ class SandboxProvider(PaymentProvider):
         except (sandbox.GatewayRefused, sandbox.SandboxCharge.DoesNotExist) as refused:
             raise ProviderError(str(refused)) from None
 
-    def query(self, payment) -> str:
+    def query(self, payment: Payment) -> str:
         state = sandbox.charge_status(merchant_reference=payment.reference)
         if state is None:
             return GatewayState.UNKNOWN
@@ -110,7 +117,7 @@ class SandboxProvider(PaymentProvider):
             state["status"]
         ]
 
-    def parse_notification(self, headers, body: bytes) -> Notification:
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         try:
             signing.verify(settings.SANDBOX_WEBHOOK_SECRET, headers.get(signing.SIGNATURE_HEADER), body)
         except signing.BadSignature as bad:
@@ -124,7 +131,7 @@ class SandboxProvider(PaymentProvider):
         return _notification_from(payload, self.event_types)
 
 
-def _notification_from(payload, event_types) -> Notification:
+def _notification_from(payload: object, event_types: tuple[str, ...]) -> Notification:
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
         raise InvalidNotification("the body must be an object with id, type and data")
     data = payload["data"]

@@ -16,7 +16,7 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -30,6 +30,9 @@ from orders.models import Batch, Order
 from payments import messages
 from payments.models import GatewayEvent, Payment, PaymentAllocation, Refund
 from payments.providers import GatewayState, InvalidNotification, Notification, ProviderError, get_provider
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +84,8 @@ def payment_create_for_batch(*, batch: Batch, orders: list[Order]) -> Payment:
 
 def payment_pay_url(payment: Payment) -> str:
     """Where people and integrators send the customer to pay: our page, which leads to the gateway."""
-    return settings.SITE_URL + reverse("payments:pay", args=[payment.reference])
+    url: str = settings.SITE_URL + reverse("payments:pay", args=[payment.reference])
+    return url
 
 
 def payment_checkout(*, reference: str) -> str | None:
@@ -283,7 +287,7 @@ def payment_refund_order(*, order: Order, reason: str = "") -> Refund:
     return refund_request(refund_id=refund.pk)
 
 
-def refunds_request_unanswered(*, now=None) -> int:
+def refunds_request_unanswered(*, now: datetime | None = None) -> int:
     """Ask again for refunds recorded but never acknowledged by the gateway (the asking process died)."""
     cutoff = (now or timezone.now()) - REFUND_REQUEST_RETRY_AFTER
     unanswered = Refund.objects.filter(
@@ -321,7 +325,7 @@ def refund_apply_success(payment: Payment, refund: Refund) -> str:
     return f"refunded {refund.amount}"
 
 
-def payment_reconcile(*, payment_id) -> str:
+def payment_reconcile(*, payment_id: int) -> str:
     """Ask the gateway about a payment still pending here and apply its answer through the webhook's path."""
     payment = Payment.objects.get(pk=payment_id)
     state = get_provider(payment.provider).query(payment)
@@ -337,7 +341,7 @@ def payment_reconcile(*, payment_id) -> str:
     return f"gateway says {state}"
 
 
-def payment_expire(*, payment_id, now=None) -> str:
+def payment_expire(*, payment_id: int, now: datetime | None = None) -> str:
     """Expire an unpaid payment past its time: it, its orders and its batch become expired.
 
     The gateway is asked first, so a payment whose notification was lost is applied, not expired.
@@ -347,7 +351,7 @@ def payment_expire(*, payment_id, now=None) -> str:
     with locking.transaction():
         batch = locking.lock_one(Batch.objects.filter(payment__pk=payment_id))
         payment = locking.lock_one(Payment.objects.filter(pk=payment_id))
-        if payment.status != Payment.Status.PENDING or payment.expires_at > now:
+        if payment.status != Payment.Status.PENDING or payment.expires_at is None or payment.expires_at > now:
             return outcome
         payment.set_status(Payment.Status.EXPIRED, note="not paid in time")
         order_services.batch_close_unpaid(batch=batch, status=Batch.Status.EXPIRED, note="payment expired")

@@ -11,7 +11,7 @@ from payments.models import Payment
 
 
 @shared_task
-def reconcile_pending_payments() -> dict:
+def reconcile_pending_payments() -> dict[str, str]:
     """Notifications can be lost: ask the gateway about payments pending for a while."""
     cutoff = timezone.now() - timedelta(minutes=settings.PAYMENT_RECONCILE_AFTER_MINUTES)
     pending = Payment.objects.filter(status=Payment.Status.PENDING, created_at__lte=cutoff).values_list("pk", flat=True)
@@ -25,7 +25,7 @@ def request_unanswered_refunds() -> int:
 
 
 @shared_task
-def expire_unpaid_payments() -> dict:
+def expire_unpaid_payments() -> dict[str, str]:
     now = timezone.now()
     due = Payment.objects.filter(status=Payment.Status.PENDING, expires_at__lte=now).values_list("pk", flat=True)
     return {str(payment_id): services.payment_expire(payment_id=payment_id, now=now) for payment_id in due[:500]}

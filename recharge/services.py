@@ -163,12 +163,14 @@ def fulfilments_to_refund() -> list[int]:
 
 
 def _account(order: Order) -> str:
-    return order.details.get("phone") or order.details.get("account", "")
+    account: str = order.details.get("phone") or order.details.get("account", "")
+    return account
 
 
 def _retry_delay(attempts: int) -> float:
     """Exponential backoff between top-up attempts, capped."""
-    return min(settings.RECHARGE_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), 600)
+    delay: float = min(settings.RECHARGE_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0), 600)
+    return delay
 
 
 def _queue_next(fulfilment: Fulfilment, task: str, *, delay: float) -> None:

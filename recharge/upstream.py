@@ -50,7 +50,7 @@ class SandboxUpstream(UpstreamProvider):
 
     name = "sandbox"
 
-    def top_up(self, *, idempotency_key, account, amount, kind) -> TopUpResult:
+    def top_up(self, *, idempotency_key: str, account: str, amount: Decimal, kind: str) -> TopUpResult:
         with transaction.atomic():
             record, _ = SandboxTopUp.objects.select_for_update().get_or_create(
                 idempotency_key=idempotency_key, defaults={"account": account, "amount": amount}
@@ -69,7 +69,7 @@ class SandboxUpstream(UpstreamProvider):
             return TopUpResult(Outcome.UNKNOWN, message="timed out waiting for the carrier")
         return TopUpResult(Outcome.SUCCESS, record.reference)
 
-    def query(self, *, idempotency_key) -> TopUpResult:
+    def query(self, *, idempotency_key: str) -> TopUpResult:
         record = SandboxTopUp.objects.filter(idempotency_key=idempotency_key).first()
         if record is not None and record.performed:
             return TopUpResult(Outcome.SUCCESS, record.reference)

@@ -54,10 +54,11 @@ def point_celery_app(*, broker_url: str, result_backend: str) -> None:
     per URL, so pointing back finds the original one intact).
     """
     celery_app.conf.update(broker_url=broker_url, result_backend=result_backend)
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-    celery_app._backend_cache = None
-    celery_app._local.__dict__.pop("backend", None)
+    # Private caches, which celery-types does not declare.
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
+    celery_app._backend_cache = None  # type: ignore[attr-defined]
+    celery_app._local.__dict__.pop("backend", None)  # type: ignore[attr-defined]
 
 
 @pytest.fixture

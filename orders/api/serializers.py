@@ -155,17 +155,17 @@ class BatchDetailSerializer(BatchSummarySerializer):
 
     @extend_schema_field(BatchOrderSerializer(many=True))
     def get_orders(self, batch) -> list[dict]:
-        return BatchOrderSerializer(batch.orders.order_by("row_index"), many=True).data
+        return list(BatchOrderSerializer(batch.orders.order_by("row_index"), many=True).data)
 
     @extend_schema_field(RowFailureSerializer(many=True))
     def get_failures(self, batch) -> list[dict]:
         rows = batch.rows.filter(outcome=BatchRow.Outcome.FAILED).order_by("row_index")
-        return RowFailureSerializer(rows, many=True).data
+        return list(RowFailureSerializer(rows, many=True).data)
 
     @extend_schema_field(RejectedRowSerializer(many=True))
     def get_rejected_rows(self, batch) -> list[dict]:
         rows = batch.rows.filter(outcome=BatchRow.Outcome.REJECTED).order_by("row_index")
-        return RejectedRowSerializer(rows, many=True).data
+        return list(RejectedRowSerializer(rows, many=True).data)
 
     @extend_schema_field(BatchPaymentSerializer(allow_null=True))
     def get_payment(self, batch) -> dict | None:

@@ -31,7 +31,7 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return Batch.objects.none()
-        batches = Batch.objects.filter(owner=self.request.user)
+        batches = Batch.objects.filter(owner_id=self.request.user.pk)
         return selectors.batches_with_progress(batches).order_by("-created_at")
 
     def get_serializer_class(self):
@@ -145,7 +145,9 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return Order.objects.none()
         return (
-            Order.objects.filter(owner=self.request.user).select_related("product").order_by("-created_at", "row_index")
+            Order.objects.filter(owner_id=self.request.user.pk)
+            .select_related("product")
+            .order_by("-created_at", "row_index")
         )
 
 

@@ -4,6 +4,7 @@ orders to the payments app, from the chord callback or from the recovery job."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -11,10 +12,13 @@ from django.utils import timezone
 from orders import billing, locking, messages, selectors
 from orders.models import Batch, BatchRow, Order
 
+if TYPE_CHECKING:
+    from uuid import UUID
+
 logger = logging.getLogger(__name__)
 
 
-def batch_finalize(*, batch_id, results: list[dict]) -> Batch:
+def batch_finalize(*, batch_id: UUID | str, results: list[dict[str, Any]]) -> Batch:
     """Check the order array against the accepted rows, then settle the batch and hand it to payments.
 
     Idempotent: a batch that is no longer placing is returned untouched, so a callback that runs twice
@@ -44,7 +48,7 @@ def batch_finalize(*, batch_id, results: list[dict]) -> Batch:
         return batch
 
 
-def _results_problem(batch: Batch, results: list[dict]) -> str:
+def _results_problem(batch: Batch, results: list[dict[str, Any]]) -> str:
     if len(results) != batch.accepted_rows:
         return f"{len(results)} results for {batch.accepted_rows} accepted rows"
     accepted = set(batch.rows.exclude(outcome=BatchRow.Outcome.REJECTED).values_list("row_index", flat=True))
@@ -59,7 +63,7 @@ def _results_problem(batch: Batch, results: list[dict]) -> str:
     return ""
 
 
-def batch_mark_dispatched(*, batch_id) -> list[int] | None:
+def batch_mark_dispatched(*, batch_id: UUID | str) -> list[int] | None:
     """Record a dispatch and return the accepted row indexes to place, or None if placing is over."""
     with locking.transaction():
         batch = locking.lock_first(Batch.objects.filter(pk=batch_id, status=Batch.Status.PLACING))
@@ -75,7 +79,7 @@ def batch_mark_dispatched(*, batch_id) -> list[int] | None:
         )
 
 
-def batch_recover(*, batch_id) -> bool:
+def batch_recover(*, batch_id: UUID | str) -> bool:
     """Finish a stuck batch from the database if every accepted row has an outcome.
 
     Returns False when rows are still unsettled: the caller dispatches them again. After

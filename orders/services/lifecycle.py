@@ -7,16 +7,22 @@ its orders.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from orders import billing, locking, messages, registry
 from orders.models import Batch, Order
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from django.contrib.auth.models import User
 
 
 class BatchError(Exception):
     """A lifecycle change that the batch's state does not allow; the message is for people."""
 
 
-def batch_cancel(*, batch_id, owner) -> Batch:
+def batch_cancel(*, batch_id: UUID | str, owner: User) -> Batch:
     """The owner gives up an unpaid batch: its payment is cancelled, its orders too, their stock released."""
     with locking.transaction():
         batch = locking.lock_first(Batch.objects.filter(pk=batch_id, owner=owner))
@@ -40,7 +46,7 @@ def batch_close_unpaid(*, batch: Batch, status: str, note: str) -> None:
     order_status = Order.Status.EXPIRED if status == Batch.Status.EXPIRED else Order.Status.CANCELLED
     orders = locking.lock_all(batch.orders.filter(status=Order.Status.AWAITING_PAYMENT))
     for order in orders:
-        registry.get(order.kind).release(order)
+        registry.require(order.kind).release(order)
     Order.bulk_set_status(orders, order_status, note=note)
     batch.set_status(status, note=note)
 
@@ -57,10 +63,10 @@ def batch_mark_paid(*, batch: Batch) -> None:
     for order in orders:
         by_kind[order.kind].append(order)
     for kind, kind_orders in by_kind.items():
-        registry.get(kind).after_payment(kind_orders)
+        registry.require(kind).after_payment(kind_orders)
 
 
-def order_mark_refunded(*, order_id, note: str) -> Order:
+def order_mark_refunded(*, order_id: int, note: str) -> Order:
     """The order's share came back to the customer. Inside the caller's locked transaction."""
     order = locking.lock_one(Order.objects.filter(pk=order_id))
     if order.status != Order.Status.REFUNDED:

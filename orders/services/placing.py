@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import IntegrityError
 from django.utils import timezone
 
@@ -10,8 +12,11 @@ from orders.models import BatchRow, Order
 from orders.registry import PlacementRefused
 from orders.results import PlacementResult
 
+if TYPE_CHECKING:
+    from uuid import UUID
 
-def order_place(*, batch_id, row_index: int) -> PlacementResult:
+
+def order_place(*, batch_id: UUID | str, row_index: int) -> PlacementResult:
     """Place one row. Idempotent: a row that already has an outcome returns that outcome again.
 
     The row lock serialises a redelivered task with the original, so a row never yields two orders;
@@ -23,7 +28,7 @@ def order_place(*, batch_id, row_index: int) -> PlacementResult:
             row = _locked_row(batch_id, row_index)
             if row.outcome != BatchRow.Outcome.PENDING:
                 return _recorded_result(row)
-            order = registry.get(row.kind).place(batch=row.batch, row=row)
+            order = registry.require(row.kind).place(batch=row.batch, row=row)
             _settle(row, BatchRow.Outcome.PLACED)
             return PlacementResult.from_row(row, order)
     except PlacementRefused as refusal:
@@ -44,7 +49,7 @@ def order_place(*, batch_id, row_index: int) -> PlacementResult:
         return PlacementResult.from_row(row)
 
 
-def _locked_row(batch_id, row_index: int) -> BatchRow:
+def _locked_row(batch_id: UUID | str, row_index: int) -> BatchRow:
     # The batch is read with the row (the order needs its owner) but not locked.
     return locking.lock_one(BatchRow.objects.select_related("batch").filter(batch_id=batch_id, row_index=row_index))
 
@@ -63,7 +68,7 @@ def _settle(row: BatchRow, outcome: str) -> None:
     row.set_status(outcome, also=("failure_code", "failure_message", "settled_at"))
 
 
-def _reference_clash(batch_id, row_index: int) -> tuple[str, str] | None:
+def _reference_clash(batch_id: UUID | str, row_index: int) -> tuple[str, str] | None:
     """The clash a row can cause: its reference taken by another order since it was validated."""
     row = BatchRow.objects.select_related("batch").get(batch_id=batch_id, row_index=row_index)
     if row.reference is None or not Order.objects.filter(owner_id=row.batch.owner_id, reference=row.reference).exists():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -17,6 +18,9 @@ from orders.outbox import queue_task
 from orders.registry import Quote, RowErrors, SubmissionContext
 from orders.rows import REFERENCE_MAX_LENGTH, RowCleaner
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 # Named, not imported: tasks import services, never the reverse.
 DISPATCH_TASK = "orders.tasks.dispatch_batch"
 
@@ -26,7 +30,7 @@ COMMON_FIELDS = {"kind", "reference"}
 class SubmissionRejected(Exception):
     """Nothing was created. `errors` has the DRF shape: {"rows": [...]} or {"rows": [{"index", "errors"}]}."""
 
-    def __init__(self, errors: dict):
+    def __init__(self, errors: dict[str, Any]):
         super().__init__(errors)
         self.errors = errors
 
@@ -39,7 +43,7 @@ class IdempotencyConflict(Exception):
 class RowVerdict:
     index: int
     kind: str
-    data: dict
+    data: dict[str, Any]
     reference: str | None
     errors: RowErrors
     raw: object
@@ -54,11 +58,13 @@ class RowVerdict:
 class Submission:
     batch: Batch
     rejected: list[RowVerdict] = field(default_factory=list)
-    warnings: list[dict] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     replayed: bool = False  # an Idempotency-Key replay: nothing new was created
 
 
-def rows_validate(*, owner, rows: list, with_quotes: bool = False) -> tuple[list[RowVerdict], list[dict]]:
+def rows_validate(
+    *, owner: User, rows: list[Any], with_quotes: bool = False
+) -> tuple[list[RowVerdict], list[dict[str, Any]]]:
     """Validate every row of a submission without writing anything. Returns verdicts and warnings.
 
     With quotes, each valid row also carries its current price and a note (what the checkout shows).
@@ -69,14 +75,14 @@ def rows_validate(*, owner, rows: list, with_quotes: bool = False) -> tuple[list
     if with_quotes:
         for verdict in verdicts:
             if verdict.is_valid:
-                verdict.quote = registry.get(verdict.kind).quote(verdict.data, context)
+                verdict.quote = registry.require(verdict.kind).quote(verdict.data, context)
     return verdicts, _warnings(verdicts)
 
 
 def batch_submit(
     *,
-    owner,
-    rows,
+    owner: User,
+    rows: Any,  # as received: the envelope is checked first
     skip_invalid: bool = False,
     source: str = Batch.Source.API,
     idempotency_key: str | None = None,
@@ -136,7 +142,7 @@ def batch_retry_failed(*, batch: Batch, source: str = Batch.Source.API) -> Submi
     return batch_submit(owner=batch.owner, rows=rows, skip_invalid=True, source=source, retry_of=batch)
 
 
-def _check_envelope(rows) -> None:
+def _check_envelope(rows: object) -> None:
     if not isinstance(rows, list):
         raise SubmissionRejected({"rows": [str(messages.ROWS_NOT_LIST)]})
     if not rows:
@@ -147,12 +153,12 @@ def _check_envelope(rows) -> None:
         )
 
 
-def _fingerprint(rows: list, skip_invalid: bool) -> str:
+def _fingerprint(rows: list[Any], skip_invalid: bool) -> str:
     canonical = json.dumps({"rows": rows, "skip_invalid": skip_invalid}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replay(owner, idempotency_key: str, fingerprint: str) -> Submission | None:
+def _replay(owner: User, idempotency_key: str, fingerprint: str) -> Submission | None:
     batch = Batch.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
     if batch is None:
         return None
@@ -165,17 +171,18 @@ def _replay(owner, idempotency_key: str, fingerprint: str) -> Submission | None:
     return Submission(batch=batch, rejected=rejected, replayed=True)
 
 
-def _products_for(rows: list) -> dict[str, Product]:
-    skus = set()
+def _products_for(rows: list[Any]) -> dict[str, Product]:
+    skus: set[str] = set()
     for raw in rows:
         if isinstance(raw, dict):
-            order_type = registry.get(raw.get("kind")) if isinstance(raw.get("kind"), str) else None
+            kind = raw.get("kind")
+            order_type = registry.get(kind) if isinstance(kind, str) else None
             if order_type is not None:
                 skus.update(order_type.skus(raw))
     return {product.sku: product for product in Product.objects.filter(sku__in=skus)} if skus else {}
 
 
-def _row_validate(index: int, raw, context: SubmissionContext) -> RowVerdict:
+def _row_validate(index: int, raw: object, context: SubmissionContext) -> RowVerdict:
     if not isinstance(raw, dict):
         return RowVerdict(index, "", {}, None, {"non_field_errors": [str(messages.ROW_NOT_OBJECT)]}, raw)
     row = RowCleaner(index, raw)
@@ -190,7 +197,7 @@ def _row_validate(index: int, raw, context: SubmissionContext) -> RowVerdict:
     return RowVerdict(index, kind or "", row.data, reference, row.errors, raw)
 
 
-def _check_references(owner, verdicts: list[RowVerdict]) -> None:
+def _check_references(owner: User, verdicts: list[RowVerdict]) -> None:
     first_row_of: dict[str, int] = {}
     for verdict in verdicts:
         if verdict.reference is None:
@@ -213,24 +220,28 @@ def _check_references(owner, verdicts: list[RowVerdict]) -> None:
         ).values_list("reference", flat=True)
     )
     for verdict in verdicts:
-        if verdict.reference in taken and first_row_of.get(verdict.reference) == verdict.index:
+        if (
+            verdict.reference is not None
+            and verdict.reference in taken
+            and first_row_of.get(verdict.reference) == verdict.index
+        ):
             verdict.errors.setdefault("reference", []).append(
                 str(messages.REFERENCE_USED).format(reference=verdict.reference)
             )
 
 
-def _warnings(verdicts: list[RowVerdict]) -> list[dict]:
-    by_kind: dict[str, list[tuple[int, dict]]] = {}
+def _warnings(verdicts: list[RowVerdict]) -> list[dict[str, Any]]:
+    by_kind: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for verdict in verdicts:
         if verdict.is_valid:
             by_kind.setdefault(verdict.kind, []).append((verdict.index, verdict.data))
-    warnings = []
+    warnings: list[dict[str, Any]] = []
     for kind, rows in by_kind.items():
-        warnings.extend(registry.get(kind).warnings(rows))
+        warnings.extend(registry.require(kind).warnings(rows))
     return warnings
 
 
-def _row_errors(invalid: list[RowVerdict]) -> list[dict]:
+def _row_errors(invalid: list[RowVerdict]) -> list[dict[str, Any]]:
     return [{"index": verdict.index, "errors": verdict.errors} for verdict in invalid]
 
 
@@ -252,7 +263,7 @@ def _row_record(batch: Batch, verdict: RowVerdict) -> BatchRow:
     )
 
 
-def _resubmittable(row: BatchRow) -> dict:
+def _resubmittable(row: BatchRow) -> dict[str, Any]:
     raw = {"kind": row.kind, **row.data}
     if row.reference:
         raw["reference"] = row.reference

@@ -24,7 +24,7 @@ def _batch_context(request, batch: Batch) -> dict:
     settled = progress["placed"] + progress["failed"]
     orders = list(batch.orders.order_by("row_index"))
     for order in orders:
-        order.description = registry.describe(order)
+        order.description = registry.describe(order)  # type: ignore[attr-defined]  # for the template only
     payment = billing.billing().bill_of(batch)
     live = (
         batch.status == Batch.Status.PLACING

@@ -47,7 +47,7 @@ def challenge_new(session) -> Challenge:
     )
 
 
-def challenge_check(session, answer: str) -> bool:
+def challenge_check(session, answer: str | None) -> bool:
     """Whether `answer` solves this session's challenge. A challenge can be tried once, right or wrong."""
     key = session.pop(SESSION_KEY, None)
     if not key or not isinstance(answer, str) or len(answer) > MAX_ANSWER_LENGTH:

@@ -66,6 +66,7 @@ def _evaluate(request, formset) -> CheckoutState:
         form.quote = verdict.quote
         if verdict.is_valid:
             state.valid_count += 1
+            assert verdict.quote is not None, "rows_validate(with_quotes=True) quotes every valid row"
             state.total += verdict.quote.price
         else:
             state.invalid_count += 1

@@ -94,6 +94,7 @@ class RowForm(forms.Form):
 
     @property
     def index(self) -> int:
+        assert self.prefix is not None, "a formset gives each of its forms a prefix"
         return int(self.prefix.rsplit("-", 1)[1])
 
     @property

@@ -16,7 +16,7 @@ from orders.models import Product
 from orders.registry import ImportContext
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
-SKU_MAX_LENGTH = Product._meta.get_field("sku").max_length
+SKU_MAX_LENGTH: int = Product._meta.get_field("sku").max_length  # type: ignore[assignment]  # set on the model
 
 
 def rows_from_text(text: str, *, options: dict[str, dict] | None = None) -> list[dict]:

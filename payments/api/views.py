@@ -19,7 +19,7 @@ class PaymentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             return Payment.objects.none()
         payments = Payment.objects.prefetch_related("allocations", "refunds")
         # Staff handle refunds for every customer; a customer sees only their own payments.
-        return payments if self.request.user.is_staff else payments.filter(owner=self.request.user)
+        return payments if self.request.user.is_staff else payments.filter(owner_id=self.request.user.pk)
 
     @extend_schema(
         request=RefundRequestSerializer,

@@ -39,6 +39,7 @@ def deliver_notification(notification_id: int) -> int:
         headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(settings.SANDBOX_WEBHOOK_SECRET, body)},
     )
     SandboxNotification.objects.filter(pk=notification_id).update(attempts=notification.attempts + 1)
+    status: int
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             status = response.status

@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -11,6 +15,9 @@ from config.throttling import LookupThrottle, UserThrottle
 from orders import messages as order_messages
 from recharge.numbers import InvalidNumber, parse_mobile
 from recharge.order_types import PHONE_MAX_LENGTH, carrier_discounts, face_value_price
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise
 
 
 @extend_schema(
@@ -42,7 +49,7 @@ from recharge.order_types import PHONE_MAX_LENGTH, carrier_discounts, face_value
 def phone_lookup(request):
     """Carrier, region (号码归属地), normalised number and the face values on offer with their prices."""
     raw = request.query_params.get("phone", "")
-    problem = None
+    problem: str | StrPromise | None = None
     if not raw.strip():
         problem = order_messages.REQUIRED
     elif len(raw) > PHONE_MAX_LENGTH:

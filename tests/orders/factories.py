@@ -15,6 +15,7 @@ reserved: for the real path through the services, use `tests.orders.pipeline.bat
 """
 
 from decimal import Decimal
+from typing import Any
 
 import factory
 from django.utils import timezone
@@ -22,10 +23,10 @@ from django.utils import timezone
 from orders import messages
 from orders.models import Batch, BatchRow, Order, Product
 from orders.money import to_money
-from tests.factories import UserFactory
+from tests.factories import ModelFactory, UserFactory
 
 # What a batch's status says about its rows' outcome and its orders' status.
-ROW_OUTCOME_OF_BATCH = {
+ROW_OUTCOME_OF_BATCH: dict[str, str] = {
     Batch.Status.PLACING: BatchRow.Outcome.PENDING,
     Batch.Status.AWAITING_PAYMENT: BatchRow.Outcome.PLACED,
     Batch.Status.FAILED: BatchRow.Outcome.FAILED,
@@ -33,7 +34,7 @@ ROW_OUTCOME_OF_BATCH = {
     Batch.Status.CANCELLED: BatchRow.Outcome.PLACED,
     Batch.Status.EXPIRED: BatchRow.Outcome.PLACED,
 }
-ORDER_STATUS_OF_BATCH = {
+ORDER_STATUS_OF_BATCH: dict[str, str] = {
     Batch.Status.PLACING: Order.Status.AWAITING_PAYMENT,
     Batch.Status.AWAITING_PAYMENT: Order.Status.AWAITING_PAYMENT,
     Batch.Status.PAID: Order.Status.PAID,
@@ -49,7 +50,7 @@ HANDED_TO_PAYMENTS = {
 }
 
 
-class ProductFactory(factory.django.DjangoModelFactory):
+class ProductFactory(ModelFactory[Product]):
     class Meta:
         model = Product
         django_get_or_create = ("sku",)
@@ -69,7 +70,7 @@ def _after_placing(batch):
     return None if batch.status == Batch.Status.PLACING else timezone.now()
 
 
-class BatchFactory(factory.django.DjangoModelFactory):
+class BatchFactory(ModelFactory[Batch]):
     """A batch of goods rows in a given state (a trait per status; placing is the default)."""
 
     class Meta:
@@ -94,7 +95,15 @@ class BatchFactory(factory.django.DjangoModelFactory):
         expired = factory.Trait(status=Batch.Status.EXPIRED)
 
     @factory.post_generation
-    def rows(batch, create, extracted, product=None, quantity=1, outcome=None, **kwargs):
+    def rows(
+        batch: Batch,
+        create: bool,
+        extracted: Any,
+        product: Product | None = None,
+        quantity: int = 1,
+        outcome: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         """`row_count` rows: the accepted ones with the outcome the status implies (or `rows__outcome`),
         each buying `rows__quantity` of `rows__product`; the rest rejected. `rows=False`: no rows."""
         if not create or extracted is False:
@@ -108,7 +117,7 @@ class BatchFactory(factory.django.DjangoModelFactory):
                 BatchRowFactory(batch=batch, row_index=row_index, rejected=True)
 
     @factory.post_generation
-    def payment(batch, create, extracted, **kwargs):
+    def payment(batch: Batch, create: bool, extracted: Any, **kwargs: Any) -> None:
         """The batch's one payment, when its status says it was handed to payments. `payment=False`: none."""
         if not create or extracted is False or batch.status not in HANDED_TO_PAYMENTS:
             return
@@ -118,7 +127,7 @@ class BatchFactory(factory.django.DjangoModelFactory):
         PaymentFactory(batch=batch, status=payment_status_of_batch(batch.status), **kwargs)
 
 
-class BatchRowFactory(factory.django.DjangoModelFactory):
+class BatchRowFactory(ModelFactory[BatchRow]):
     """One row of a batch: pending (default), placed (with its order), failed or rejected."""
 
     class Meta:
@@ -155,7 +164,7 @@ class BatchRowFactory(factory.django.DjangoModelFactory):
         )
 
     @factory.post_generation
-    def order(row, create, extracted, **kwargs):
+    def order(row: BatchRow, create: bool, extracted: Any, **kwargs: Any) -> None:
         """A placed row's one order (`order=False`: none, e.g. to build a broken row on purpose)."""
         if not create or extracted is False or row.outcome != BatchRow.Outcome.PLACED:
             return
@@ -164,7 +173,7 @@ class BatchRowFactory(factory.django.DjangoModelFactory):
             OrderFactory(batch=row.batch, row_index=row.row_index, product=product, quantity=row.data["quantity"])
 
 
-class OrderFactory(factory.django.DjangoModelFactory):
+class OrderFactory(ModelFactory[Order]):
     """An order with its placed row; its status follows its batch's unless given."""
 
     class Meta:
@@ -184,7 +193,7 @@ class OrderFactory(factory.django.DjangoModelFactory):
     details = factory.LazyAttribute(lambda order: {"sku": order.product.sku, "name": order.product.name})
 
     @factory.post_generation
-    def row(order, create, extracted, **kwargs):
+    def row(order: Order, create: bool, extracted: Any, **kwargs: Any) -> None:
         """The placed row the order came from, unless the batch has it already."""
         if not create or extracted is False:
             return

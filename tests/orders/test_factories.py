@@ -21,6 +21,7 @@ def assert_consistent(batch: Batch) -> None:
     if batch.status in (Batch.Status.PLACING, Batch.Status.FAILED):
         assert payment is None
     else:
+        assert payment is not None
         orders = Order.objects.filter(batch=batch)
         assert payment.amount == sum(order.amount for order in orders)
         assert payment.amount == sum(allocation.amount for allocation in payment.allocations.all())

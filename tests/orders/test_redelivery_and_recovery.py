@@ -3,6 +3,7 @@ one failure, a batch gets at most one payment, and a batch stuck in placing is r
 state as the normal path. Real worker, Redis and PostgreSQL throughout."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -14,7 +15,7 @@ from payments.models import Payment
 from tests.orders.factories import ProductFactory
 from tests.orders.pipeline import dispatch_suppressed
 
-ROWS = [{"kind": "goods", "sku": "BOOK", "quantity": q} for q in (1, 2, 3, 1, 2, 3, 1, 2, 3, 4)]
+ROWS: list[dict[str, Any]] = [{"kind": "goods", "sku": "BOOK", "quantity": q} for q in (1, 2, 3, 1, 2, 3, 1, 2, 3, 4)]
 EXPECTED_TOTAL = Decimal("7.50") * sum(row["quantity"] for row in ROWS)
 
 

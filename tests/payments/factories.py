@@ -12,6 +12,7 @@ expired: expired; cancelled or failed: cancelled). No audit rows, no gateway cal
 """
 
 from datetime import timedelta
+from typing import Any
 
 import factory
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from orders.models import Batch, Order
 from payments.models import Payment, PaymentAllocation, Refund
+from tests.factories import ModelFactory
 from tests.orders.factories import BatchFactory
 
 BATCH_STATUS_OF_PAYMENT = {
@@ -34,19 +36,20 @@ PAID = {Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Sta
 
 
 def payment_status_of_batch(batch_status: str) -> str:
-    return {
+    statuses: dict[str, str] = {
         Batch.Status.AWAITING_PAYMENT: Payment.Status.PENDING,
         Batch.Status.PAID: Payment.Status.SUCCEEDED,
         Batch.Status.CANCELLED: Payment.Status.CANCELLED,
         Batch.Status.EXPIRED: Payment.Status.EXPIRED,
-    }[batch_status]
+    }
+    return statuses[batch_status]
 
 
 def _orders(payment) -> list[Order]:
     return list(Order.objects.filter(batch=payment.batch).order_by("row_index"))
 
 
-class PaymentFactory(factory.django.DjangoModelFactory):
+class PaymentFactory(ModelFactory[Payment]):
     class Meta:
         model = Payment
         skip_postgeneration_save = True
@@ -78,7 +81,7 @@ class PaymentFactory(factory.django.DjangoModelFactory):
         cancelled = factory.Trait(status=Payment.Status.CANCELLED)
 
     @factory.post_generation
-    def allocations(payment, create, extracted, **kwargs):
+    def allocations(payment: Payment, create: bool, extracted: Any, **kwargs: Any) -> None:
         if not create:
             return
         PaymentAllocation.objects.bulk_create(
@@ -86,7 +89,7 @@ class PaymentFactory(factory.django.DjangoModelFactory):
         )
 
     @factory.post_generation
-    def refunds(payment, create, extracted, **kwargs):
+    def refunds(payment: Payment, create: bool, extracted: Any, **kwargs: Any) -> None:
         """A refunded payment has a succeeded refund per order; a partially refunded one, of its first order."""
         if not create or payment.status not in (Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED):
             return
@@ -99,7 +102,7 @@ class PaymentFactory(factory.django.DjangoModelFactory):
         payment.save(update_fields=["refunded_amount"])
 
 
-class RefundFactory(factory.django.DjangoModelFactory):
+class RefundFactory(ModelFactory[Refund]):
     """A refund of one order's share; pending unless a trait says otherwise. A succeeded one also marks
     its order refunded (the payment's refunded amount is the caller's, or PaymentFactory's, to set)."""
 
@@ -128,6 +131,6 @@ class RefundFactory(factory.django.DjangoModelFactory):
         failed = factory.Trait(status=Refund.Status.FAILED)
 
     @factory.post_generation
-    def order_refunded(refund, create, extracted, **kwargs):
+    def order_refunded(refund: Refund, create: bool, extracted: Any, **kwargs: Any) -> None:
         if create and refund.status == Refund.Status.SUCCEEDED:
             Order.objects.filter(pk=refund.order_id).update(status=Order.Status.REFUNDED)

@@ -17,7 +17,7 @@ from payments.models import Payment
 from tests.conftest import CAPTCHA_TEST_ANSWER
 
 # SPEC §4, "Rows (one per order component)", verbatim.
-SPEC_ROWS = [
+SPEC_ROWS: list[dict[str, object]] = [
     {"kind": "goods", "sku": "TSHIRT-M", "quantity": 2},
     {"kind": "mobile", "phone": "13800138000", "face_value": "50"},
     {"kind": "game", "sku": "GAME-GOLD-60", "account": "user-123456", "quantity": 3},

@@ -150,7 +150,7 @@ class WorkerProcess:
 
     def stop(self, timeout: float = 30) -> None:
         """Warm shutdown (the children finish what they hold); SIGKILL if that takes longer than `timeout`."""
-        if not self.is_running():
+        if self.process is None or not self.is_running():
             return
         self.process.terminate()
         try:
@@ -171,6 +171,8 @@ class WorkerProcess:
         return [pid for pid, parent in _process_parents() if parent == self.process.pid]
 
     def pids(self) -> list[int]:
+        if self.process is None:
+            return []
         return [self.process.pid, *self.children()]
 
 

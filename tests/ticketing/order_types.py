@@ -59,14 +59,14 @@ class EventTicketType(ProductOrderType):
 
     def place(self, *, batch, row) -> Order:
         order = super().place(batch=batch, row=row)
+        event = order.product
+        assert event is not None  # a product-backed order has its product
         try:
             with transaction.atomic():  # a savepoint: the caller's transaction survives the refusal
-                Ticket.objects.create(order=order, event=order.product, seat=row.data["seat"])
+                Ticket.objects.create(order=order, event=event, seat=row.data["seat"])
         except IntegrityError:
             # The unique (event, seat) constraint, not a read before the write, decides a race for a seat.
-            raise PlacementRefused(
-                "seat_taken", SEAT_TAKEN.format(seat=row.data["seat"], event=order.product.name)
-            ) from None
+            raise PlacementRefused("seat_taken", SEAT_TAKEN.format(seat=row.data["seat"], event=event.name)) from None
         return order
 
     def release(self, order: Order) -> None:
