@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -46,7 +47,7 @@ REDRIVE_SLACK_SECONDS = 30
 DEFAULT_SAMPLE = 10
 
 # What a check returns: a queryset of one column of ids, or (SQL, params) selecting one column of ids.
-Found = QuerySet | tuple[str, Sequence]
+Found = QuerySet[Any] | tuple[str, Sequence[Any]]
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class Report:
         lines = [violation.line() for violation in self.violations]
         return "\n".join([*lines, f"{len(self.violations)} of {self.checked} checks failed"])
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "checked": self.checked,
@@ -144,6 +145,7 @@ def invariants_check(*, now: datetime | None = None, sample: int = DEFAULT_SAMPL
 
 def _run(invariant: Invariant, context: Context, sample: int) -> Violation | None:
     found = invariant.query(context)
+    params: Sequence[Any]
     if isinstance(found, QuerySet):
         sql, params = found.order_by().query.sql_with_params()
     else:

@@ -7,7 +7,7 @@ cancelled, declined) and a success notification for it arrived all the same; oth
 
 from __future__ import annotations
 
-from django.db.models import Exists, F, OuterRef, Q, Sum
+from django.db.models import Exists, F, Model, OuterRef, Q, Sum
 
 from orders.invariants import Context, Found, Invariant
 from orders.models import Batch, BatchRow, Order
@@ -22,7 +22,7 @@ BATCH_BILLED = (Batch.Status.AWAITING_PAYMENT, Batch.Status.PAID, Batch.Status.E
 SUCCESS_EVENT = "payment.succeeded"
 
 
-def _table(model) -> str:
+def _table(model: type[Model]) -> str:
     return model._meta.db_table
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db.models.functions import Coalesce
 
@@ -16,14 +18,15 @@ REDRIVE_JOB = "recharge.tasks.redrive_fulfilments"
 
 
 def _redrive_after_seconds() -> float:
-    return settings.RECHARGE_REDRIVE_AFTER_SECONDS
+    seconds: float = settings.RECHARGE_REDRIVE_AFTER_SECONDS
+    return seconds
 
 
 def _recharge_kinds() -> list[str]:
     return [order_type.kind for order_type in registry.all_types() if isinstance(order_type, RechargeFulfilment)]
 
 
-def _placeholders(values: list) -> str:
+def _placeholders(values: list[Any]) -> str:
     return ", ".join(["%s"] * len(values))
 
 

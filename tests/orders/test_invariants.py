@@ -50,7 +50,9 @@ def test_a_second_check_under_a_taken_name_is_refused():
     taken = invariants.registered()[0]
 
     with pytest.raises(ValueError, match="already registered"):
-        invariants.register(invariants.Invariant(taken.name, "things", "another meaning", lambda context: None))
+        invariants.register(
+            invariants.Invariant(taken.name, "things", "another meaning", lambda context: ("SELECT 1", []))
+        )
 
 
 # --- SPEC 7.1 ----------------------------------------------------------------------------------------------

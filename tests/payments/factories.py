@@ -132,5 +132,5 @@ class RefundFactory(ModelFactory[Refund]):
 
     @factory.post_generation
     def order_refunded(refund: Refund, create: bool, extracted: Any, **kwargs: Any) -> None:
-        if create and refund.status == Refund.Status.SUCCEEDED:
+        if create and refund.status == Refund.Status.SUCCEEDED and refund.order_id is not None:
             Order.objects.filter(pk=refund.order_id).update(status=Order.Status.REFUNDED)
