@@ -8,6 +8,7 @@ itself. The benchmark's workers load this module with `--include bench.tasks`.
 """
 
 from functools import cache
+from typing import Any
 
 import redis
 from celery import chord, current_app, shared_task
@@ -27,13 +28,13 @@ def floor_dispatch(run_id: str, row_count: int) -> int:
 
 
 @shared_task(queue="placing")
-def floor_row(run_id: str, row_index: int) -> dict:
+def floor_row(run_id: str, row_index: int) -> dict[str, Any]:
     # The same keys and similar values as PlacementResult.as_dict(): the chord carries as many bytes.
     return {"row": row_index, "ok": True, "order": 100000 + row_index, "amount": "59.00", "code": "", "error": ""}
 
 
 @shared_task(queue="placing")
-def floor_done(results: list, run_id: str) -> int:
+def floor_done(results: list[dict[str, Any]], run_id: str) -> int:
     key = DONE_KEY.format(run_id=run_id)
     client = _redis()
     client.rpush(key, len(results))
