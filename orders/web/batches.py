@@ -6,12 +6,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from orders import billing, registry, selectors, services
+from orders import billing, export, registry, selectors, services
 from orders.models import Batch, BatchRow, Order
 
 # An order in one of these statuses is still moving after payment (its type moves it on in the same
@@ -23,9 +24,12 @@ def _batch_context(request, batch: Batch) -> dict:
     progress = selectors.batch_progress(batch)
     settled = progress["placed"] + progress["failed"]
     orders = list(batch.orders.order_by("row_index"))
+    payment = billing.billing().bill_of(batch)
+    refunds = billing.billing().refunds(batch=batch) if batch.status == Batch.Status.PAID else {}
     for order in orders:
         order.description = registry.describe(order)
-    payment = billing.billing().bill_of(batch)
+        order.kind_label = registry.label(order.kind)
+        order.refund = refunds.get(order.pk)
     live = (
         batch.status == Batch.Status.PLACING
         or (batch.status == Batch.Status.AWAITING_PAYMENT and request.GET.get("returned"))
@@ -54,6 +58,16 @@ def batch_detail(request, batch_id):
     batch = _own_batch(request, batch_id)
     template = "orders/_batch_live.html" if request.htmx else "orders/batch_detail.html"
     return render(request, template, _batch_context(request, batch))
+
+
+@login_required
+def batch_export(request, batch_id):
+    """The batch's orders and outcomes as a file to take away (?format=csv, the default, or xlsx)."""
+    batch = _own_batch(request, batch_id)
+    file_format = request.GET.get("format", "csv")
+    if file_format not in export.FORMATS:
+        raise Http404
+    return export.batch_export_response(batch, file_format)
 
 
 @login_required
