@@ -3,7 +3,6 @@ the API, placing by the real worker, the merged payment at the sandbox gateway a
 hook, exactly as the shipped types do. Real worker, Redis, PostgreSQL, gateway page and webhook over HTTP."""
 
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -12,6 +11,7 @@ from orders.models import Batch, Order, Product
 from payments.models import Payment
 from tests.factories import UserFactory
 from tests.orders.factories import ProductFactory
+from tests.payments.sandbox import gateway_path
 from tests.ticketing.models import Ticket
 from tests.ticketing.order_types import BAD_SEAT, SEAT_TAKEN
 
@@ -33,8 +33,7 @@ def submit(api_client, rows):
 
 
 def pay_at_the_gateway(client, wait_until, batch):
-    payment = Payment.objects.get(batch=batch)
-    path = urlsplit(payment.pay_url).path
+    path = gateway_path(Payment.objects.get(batch=batch))
     page = client.get(path).content.decode()
     client.post(path, {"decision": "pay"})
     wait_until(lambda: Batch.objects.filter(pk=batch.pk, status=Batch.Status.PAID).exists(), timeout=30, what="pay")

@@ -108,7 +108,7 @@ def test_a_new_picture_without_javascript_keeps_the_rows(shopper):
 
     html = page.content.decode()
     assert page.status_code == 200
-    assert 'name="rows-0-sku" value="TSHIRT-M"' in html
+    assert 'name="rows-0-goods-sku" value="TSHIRT-M"' in html
     assert IMAGE_URL.search(html).group(2) not in (old.hashkey, "")
     assert not Batch.objects.exists()
 
