@@ -26,7 +26,7 @@ def test_the_captcha_picture_loads_and_a_new_one_replaces_it(shopper_page):
     expect(image).not_to_have_attribute("src", first)
     page.wait_for_function("document.querySelector('#captcha-image').complete")
     assert loaded(image)
-    page.fill("input[name=rows-0-sku]", "MUG-RED")
+    page.fill("input[name=rows-0-goods-sku]", "MUG-RED")
     expect(page.locator("#valid-count")).to_have_text("1 valid row")
     solve_captcha(page)
     page.click("#submit")
