@@ -101,7 +101,7 @@ def publish_outbox() -> int:
 def send_receipt(self, batch_id: str, kind: str) -> str:
     """E-mail one receipt (orders/services/receipts.py); a mail server that is down is tried again, with backoff."""
     try:
-        return receipts.receipt_send(batch_id=batch_id, kind=kind)
+        return receipts.receipt_send(batch_id=batch_id, kind=kind, in_order=not self.request.is_eager)
     except receipts.ReceiptNotReady as not_ready:
         raise self.retry(countdown=not_ready.retry_in) from None
     except (OSError, smtplib.SMTPException) as error:

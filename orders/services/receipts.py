@@ -64,8 +64,11 @@ def batch_settle_check(*, batch_id) -> bool:
     return receipt_due(batch=batch, kind=Receipt.Kind.SETTLED)
 
 
-def receipt_send(*, batch_id, kind: str) -> str:
+def receipt_send(*, batch_id, kind: str, in_order: bool = True) -> str:
     """Send one receipt, unless it was sent already. Raises ReceiptNotReady when it should be tried later.
+
+    `in_order`: the completion receipt waits for the payment receipt (not where tasks run eagerly, in the web
+    process without a broker, where waiting means never).
 
     The mail server is called outside any lock, between claiming the receipt and marking it sent; a worker that
     dies in between leaves a claim that expires after CLAIM_TIMEOUT, and the receipt is then sent again (at
@@ -81,7 +84,8 @@ def receipt_send(*, batch_id, kind: str) -> str:
         if receipt.claimed_at is not None and now - receipt.claimed_at < CLAIM_TIMEOUT:
             raise ReceiptNotReady("being sent by another worker", CLAIM_TIMEOUT.total_seconds())
         if (
-            kind == Receipt.Kind.SETTLED
+            in_order
+            and kind == Receipt.Kind.SETTLED
             and Receipt.objects.filter(batch_id=batch_id, kind=Receipt.Kind.PAID, sent_at__isnull=True).exists()
         ):
             raise ReceiptNotReady("the payment receipt goes first", WAIT_FOR_PAYMENT_RECEIPT_SECONDS)

@@ -207,3 +207,27 @@ class RefusingBackend:
 
     def send_messages(self, messages):
         raise ConnectionRefusedError("connection refused")
+
+
+@pytest.fixture
+def tasks_run_eagerly():
+    """`./run start` without any Redis: every task runs inside the web process as its commit publishes it."""
+    from config.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_broker_both_receipts_still_go_out(user, carrier_discounts, tasks_run_eagerly):
+    batch = batch_placed(user, ROWS[1:2])
+
+    batch_paid(batch, at_the_gateway=False)
+
+    # the top-up ran (and ended) before the payment receipt's turn came: the completion receipt did not wait
+    assert sorted(message.subject for message in mail.outbox) == [
+        "Batchpay: Payment received for 1 order",
+        "Batchpay: Your order is complete",
+    ]
+    assert Receipt.objects.filter(batch=batch, sent_at__isnull=False).count() == 2
