@@ -96,6 +96,7 @@ class BatchAdmin(admin.ModelAdmin):
         "owner",
         "status",
         "source",
+        "language",
         "row_count",
         "accepted_rows",
         "idempotency_key",
