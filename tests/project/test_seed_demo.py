@@ -156,7 +156,7 @@ def test_every_example_of_the_spec_and_the_readme_works_on_a_freshly_seeded_site
             "rows-0-kind": "goods",
             "import": "1",
             "text": README_PASTE,
-            "default_face_value": "50",
+            "mobile-default_face_value": "50",
             "captcha": CAPTCHA_TEST_ANSWER,
         },
     )
