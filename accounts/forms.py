@@ -1,5 +1,7 @@
-from django.contrib.auth.forms import AuthenticationForm
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from accounts import messages
 from accounts.lockout import login_seconds_to_wait
@@ -15,3 +17,12 @@ class LoginForm(AuthenticationForm):
             if seconds:
                 raise ValidationError(messages.LOGIN_SLOWED, code="slowed", params={"seconds": seconds})
         return super().clean()
+
+
+class SignupForm(UserCreationForm):
+    """Django's sign-up form with the e-mail address the shop sends receipts to."""
+
+    email = forms.EmailField(label=_("E-mail address"), help_text=_("Your receipts are sent here."))
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")

@@ -4,15 +4,13 @@ from django.contrib import messages as flash
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import UserCreationForm
-from django.contrib.auth.models import User
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
 
 from accounts import messages, services
-from accounts.forms import LoginForm
+from accounts.forms import LoginForm, SignupForm
 
 # The key of a token just created, kept in the session only until the page that shows it once.
 NEW_TOKEN_SESSION_KEY = "api_token_new"
@@ -26,7 +24,7 @@ def home(request):
 
 @require_http_methods(["GET", "POST"])
 def signup(request):
-    form: UserCreationForm[User] = UserCreationForm(request.POST or None)
+    form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")

@@ -356,6 +356,7 @@ CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "placing", "payments",
 CELERY_TASK_ROUTES = {
     # Not behind a long placing backlog: it is what gets work moving again after an outage.
     "orders.tasks.publish_outbox": {"queue": "default"},
+    "orders.tasks.send_receipt": {"queue": "default"},
     "orders.tasks.*": {"queue": "placing"},
     "payments.tasks.*": {"queue": "payments"},
     "payments.sandbox.tasks.*": {"queue": "payments"},

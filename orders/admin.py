@@ -7,8 +7,19 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
 from orders import billing, registry, selectors
+from orders import messages as order_messages
+from orders.billing import untranslated
 from orders.goods import ProductOrderType
-from orders.models import Batch, BatchRow, BatchRowStatusChange, BatchStatusChange, Order, OrderStatusChange, Product
+from orders.models import (
+    Batch,
+    BatchRow,
+    BatchRowStatusChange,
+    BatchStatusChange,
+    Order,
+    OrderStatusChange,
+    Product,
+    Receipt,
+)
 from orders.tasks import redrive_batch
 
 if TYPE_CHECKING:
@@ -42,18 +53,31 @@ class ProductForm(forms.ModelForm):
             kind_field.choices = [*choices, (current, unregistered)]
 
 
+class KindFilter(admin.SimpleListFilter):
+    """Filter by order type, offered by the names people read ("Mobile top-up"), not the codes."""
+
+    title = _("kind")
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [(order_type.kind, registry.label(order_type.kind)) for order_type in registry.menu()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
+@admin.display(description=_("kind"), ordering="kind")
+def kind_label(obj) -> str:
+    return registry.label(obj.kind)
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     form = ProductForm
-    list_display = ["sku", "name", "kind_label", "unit_price", "stock", "active"]
-    list_filter = ["kind", "active"]
+    list_display = ["sku", "name", kind_label, "unit_price", "stock", "active"]
+    list_filter = [KindFilter, "active"]
     list_editable = ["active"]
     search_fields = ["sku", "name"]
-
-    @admin.display(description=_("kind"), ordering="kind")
-    def kind_label(self, product):
-        order_type = registry.get(product.kind)
-        return order_type.label if order_type is not None and order_type.label else product.kind
 
 
 class StatusChangeInline(admin.TabularInline):
@@ -81,6 +105,7 @@ class BatchAdmin(admin.ModelAdmin):
         "owner",
         "status",
         "source",
+        "language",
         "row_count",
         "accepted_rows",
         "idempotency_key",
@@ -127,8 +152,8 @@ class BatchAdmin(admin.ModelAdmin):
 
 @admin.register(BatchRow)
 class BatchRowAdmin(admin.ModelAdmin):
-    list_display = ["batch", "row_index", "kind", "outcome", "failure_code", "reference", "settled_at"]
-    list_filter = ["outcome", "kind", "failure_code"]
+    list_display = ["batch", "row_index", kind_label, "outcome", "failure_code", "reference", "settled_at"]
+    list_filter = ["outcome", KindFilter, "failure_code"]
     search_fields = ["batch__id", "reference"]
     readonly_fields = [f.name for f in BatchRow._meta.fields]
     list_select_related = ["batch"]
@@ -140,8 +165,18 @@ class BatchRowAdmin(admin.ModelAdmin):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ["number", "owner", "kind", "description", "status", "amount", "batch", "row_index", "created_at"]
-    list_filter = ["status", "kind", "created_at"]
+    list_display = [
+        "number",
+        "owner",
+        kind_label,
+        "description",
+        "status",
+        "amount",
+        "batch",
+        "row_index",
+        "created_at",
+    ]
+    list_filter = ["status", KindFilter, "created_at"]
     search_fields = ["number", "reference", "owner__username", "batch__id"]
     readonly_fields = ["description", *(f.name for f in Order._meta.fields)]
     inlines = [StatusChangeInline.of(OrderStatusChange)]
@@ -155,12 +190,32 @@ class OrderAdmin(admin.ModelAdmin):
     @admin.action(description=_("Refund the selected orders' share of their payment"))
     def refund(self, request, queryset):
         for order in queryset:
+            # The shopper reads the reason (result page, receipt, export) in their language; who asked for the
+            # refund is in the admin's history of the order.
             try:
-                billing.billing().refund_order(order=order, reason=f"refunded by {request.user}")
+                billing.billing().refund_order(order=order, reason=untranslated(order_messages.REFUNDED_BY_SHOP))
             except billing.BillingRefused as refused:
                 self.message_user(request, f"{order.number}: {refused}", messages.ERROR)
             else:
+                self.log_change(request, order, f"refund requested by {request.user}")
                 self.message_user(request, _("%(number)s: refund requested") % {"number": order.number})
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Receipt)
+class ReceiptAdmin(admin.ModelAdmin):
+    """The e-mails shoppers are owed: one still unsent after a while has its last error here."""
+
+    list_display = ["batch", "kind", "recipient", "created_at", "sent_at", "attempts", "last_error"]
+    list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter)]
+    search_fields = ["batch__id", "recipient"]
+    readonly_fields = [f.name for f in Receipt._meta.fields]
+    list_select_related = ["batch"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

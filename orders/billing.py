@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import translation
+from django.utils.translation import gettext
 
 if TYPE_CHECKING:
     from orders.models import Batch, Order
@@ -35,6 +37,38 @@ class Bill:
     currency: str
     pay_url: str
     expires_at: datetime | None
+
+    @property
+    def net_amount(self) -> Decimal:
+        """What the customer paid and kept paid: the amount less what came back."""
+        return self.amount - self.refunded_amount
+
+
+@dataclass(frozen=True)
+class OrderRefund:
+    """Money given back for one order, as people see it (the refund under way or done; refused ones are not)."""
+
+    reference: str
+    order_id: int
+    amount: Decimal
+    status: str  # "pending" or "succeeded"
+    reason: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def reason_text(self) -> str:
+        """The reason in the reader's language. The shop stores its own reasons untranslated (the message id,
+        see `untranslated`), so they translate when read; a reason staff typed reads as typed."""
+        return gettext(self.reason) if self.reason else ""
+
+
+def untranslated(message: object) -> str:
+    """A message as stored for people who read it later, each in their own language: its message id."""
+    with translation.override(None):
+        return str(message)
 
 
 class Billing:
@@ -60,6 +94,10 @@ class Billing:
 
     def refund_order(self, *, order: Order, reason: str) -> None:
         """Give back one paid order's share (staff); raise BillingRefused with the reason when not possible."""
+        raise NotImplementedError
+
+    def refunds(self, *, batch: Batch) -> dict[int, OrderRefund]:
+        """{order id: OrderRefund} for the orders of a batch that have a refund under way or done, in one query."""
         raise NotImplementedError
 
     def bill_of(self, batch: Batch) -> Bill | None:

@@ -44,9 +44,11 @@ class ProductOrderType(OrderType):
         sku = row.text("sku", max_length=SKU_MAX_LENGTH)
         quantity = row.whole_number("quantity", min_value=1, max_value=MAX_QUANTITY, default=1)
         product = self._product(row, sku, context)
+        if product is not None:
+            row.data["sku"] = product.sku  # for the row's note, even when the quantity is wrong
         if product is None or quantity is None:
             return
-        row.data.update(sku=product.sku, quantity=quantity)
+        row.data["quantity"] = quantity
         self.clean_product_row(row, product)
 
     def clean_product_row(self, row: RowCleaner, product: Product) -> None:
@@ -69,6 +71,11 @@ class ProductOrderType(OrderType):
     def quote(self, data: dict, context: SubmissionContext) -> Quote:
         product = context.products[data["sku"]]
         return Quote(to_money(product.unit_price * data["quantity"]), product.name)
+
+    def note(self, data: dict, context: SubmissionContext) -> str:
+        # The product is known when only a later field (the quantity, an account) is wrong.
+        product = context.products.get(data.get("sku", ""))
+        return product.name if product is not None else ""
 
     def order_details(self, row, product: Product) -> dict:
         return {"sku": product.sku, "name": product.name}
@@ -109,6 +116,9 @@ class ProductOrderType(OrderType):
 
     def describe(self, order: Order) -> Description:
         return Description(f"{order.details.get('name') or order.details.get('sku', '')} × {order.quantity}")
+
+    def describe_row(self, data: dict) -> Description:
+        return Description(f"{data.get('sku', '')} × {data.get('quantity', 1)}")
 
     def import_row(self, fields: list[str], context: ImportContext) -> dict | None:
         product = context.products.get(fields[0])

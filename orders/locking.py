@@ -49,9 +49,16 @@ def transaction() -> Iterator[None]:
     _held.ranks = []
     try:
         with db_transaction.atomic():
+            # What runs on commit (a task run eagerly, without a broker) runs after these locks are released,
+            # but before this block ends: it starts afresh.
+            db_transaction.on_commit(_forget_held)
             yield
     finally:
         _held.ranks = None
+
+
+def _forget_held() -> None:
+    _held.ranks = None
 
 
 def lock_one(queryset: models.QuerySet[ModelT]) -> ModelT:

@@ -52,5 +52,8 @@ def failure_text(code: str, *, sku: str = "", reference: str = "") -> str | None
     return str(template).format(sku=sku, reference=reference) if template is not None else None
 
 
+# Refunds
+REFUNDED_BY_SHOP = _("Refunded by the shop.")
+
 NOTHING_TO_RETRY = _("This batch has no failed rows to place again.")
 BATCH_NOT_FINISHED = _("This batch is still placing its rows.")

@@ -6,6 +6,7 @@ from django.db import models, transaction
 from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from orders import messages
@@ -97,6 +98,10 @@ class Product(models.Model):
             product.update(stock=stock, stock_received=stock + Coalesce(Subquery(held), 0))
 
 
+def default_language() -> str:
+    return settings.LANGUAGE_CODE
+
+
 class Batch(Stateful, models.Model):
     """One checkout submission: the rows a user sent together and paid for with one payment."""
 
@@ -134,6 +139,8 @@ class Batch(Stateful, models.Model):
     # NULL when absent: the unique constraint below must not treat two key-less batches as a clash.
     idempotency_key = models.CharField(_("idempotency key"), max_length=255, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True)
+    # The language the shopper used when submitting: their receipts are written in it.
+    language = models.CharField(_("language"), max_length=16, default=default_language)
     retry_of = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="retries", verbose_name=_("retry of")
     )
@@ -220,6 +227,9 @@ class BatchRow(Stateful, models.Model):
     reference = models.CharField(_("reference"), max_length=64, null=True, blank=True)  # noqa: DJ001
     outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
     errors = models.JSONField(_("validation errors"), default=dict, blank=True)
+    # The same errors in every language of the site ({language: {field: [messages]}}), so that a skipped
+    # row reads in the language of whoever looks at it later (the API keeps `errors`, as it answered).
+    errors_by_language = models.JSONField(_("validation errors by language"), default=dict, blank=True)
     failure_code = models.CharField(_("failure code"), max_length=40, blank=True)
     failure_message = models.CharField(_("failure"), max_length=255, blank=True)
     settled_at = models.DateTimeField(_("settled"), null=True, blank=True)
@@ -246,6 +256,11 @@ class BatchRow(Stateful, models.Model):
             self.failure_code, sku=self.data.get("sku", ""), reference=self.reference or ""
         )
         return translated or self.failure_message
+
+    @property
+    def errors_text(self) -> dict[str, list[str]]:
+        """The validation errors of a skipped row in the reader's language (as submitted when not known)."""
+        return self.errors_by_language.get(get_language() or "", self.errors)
 
 
 class BatchRowStatusChange(StatusChange):
@@ -362,3 +377,40 @@ class OutboxMessage(models.Model):
     def __str__(self):
         state = "published" if self.published_at else "waiting"
         return f"{self.task}{tuple(self.args)} ({state})"
+
+
+class Receipt(models.Model):
+    """An e-mail the shopper is owed about a batch: one when it is paid, one when every order has settled.
+
+    Recorded in the transaction that makes it due, with its sending queued in the outbox; the unique
+    (batch, kind) is what makes each go out once however often it is found due, and `sent_at` is what makes a
+    redelivered task harmless.
+    """
+
+    LOCK_RANK = 60
+
+    class Kind(models.TextChoices):
+        PAID = "paid", _("payment received")
+        SETTLED = "settled", _("orders complete")
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="receipts")
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    recipient = models.EmailField(_("recipient"))
+    created_at = models.DateTimeField(_("due since"), default=timezone.now)
+    # Set while a worker is sending it: another delivery of the task waits instead of sending it twice.
+    claimed_at = models.DateTimeField(_("being sent since"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error = models.CharField(_("last error"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("receipt")
+        verbose_name_plural = _("receipts")
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["batch", "kind"], name="receipt_unique_batch_kind")]
+
+    def __str__(self):
+        return _("Receipt “%(kind)s” for batch %(batch)s") % {
+            "kind": self.get_kind_display(),
+            "batch": str(self.batch_id)[:8],
+        }

@@ -121,6 +121,11 @@ class OrderType:
         """The price of a valid row as it would be placed now, and a short note for people."""
         raise NotImplementedError
 
+    def note(self, data: dict[str, Any], context: SubmissionContext) -> str:
+        """A note about a row that is not valid yet, from the fields that are (row.data as clean_row left it):
+        what people can already be told, such as the product a SKU names while its quantity is still wrong."""
+        return ""
+
     def warnings(self, rows: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Advice about the accepted rows of this type taken together (e.g. the same account twice)."""
         return []
@@ -138,6 +143,10 @@ class OrderType:
     def describe(self, order: Order) -> Description:
         """How the order reads on the batch page, in the admin and in the gateway's item list."""
         return Description(str(self.label or self.kind))
+
+    def describe_row(self, data: dict[str, Any]) -> Description:
+        """How an accepted row that could not be placed reads (its validated data; there is no order)."""
+        return Description(" · ".join(str(data[name]) for name in self.fields if data.get(name) not in (None, "")))
 
     def import_options(self) -> dict[str, forms.Field]:
         """Extra fields of the import form that this type reads (e.g. a default for a column left out)."""
@@ -188,6 +197,12 @@ def menu() -> list[OrderType]:
 def importers() -> list[OrderType]:
     """The types in the order they are asked to claim a pasted line."""
     return sorted(_types.values(), key=lambda order_type: (order_type.import_order, order_type.kind))
+
+
+def label(kind: str) -> str:
+    """The name people read for a kind ("Mobile top-up"); a kind no longer registered reads as itself."""
+    order_type = _types.get(kind)
+    return str(order_type.label or kind) if order_type is not None else kind
 
 
 def describe(order: Order) -> Description:

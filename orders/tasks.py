@@ -2,15 +2,17 @@
 safe to run twice, because with late acks a task whose worker died is delivered again."""
 
 import logging
+import smtplib
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from celery import chord, current_app, shared_task
+from celery import Task, chord, current_app, shared_task
 from django.conf import settings
 
 from orders import outbox, selectors, services
 from orders.outbox import queue_task
+from orders.services import receipts
 
 logger = logging.getLogger(__name__)
 
@@ -97,3 +99,14 @@ def publish_outbox() -> int:
     published = outbox.publish_due()
     outbox.purge_published()
     return published
+
+
+@shared_task(bind=True, max_retries=12)
+def send_receipt(self: Task[Any, str], batch_id: str, kind: str) -> str:
+    """E-mail one receipt (orders/services/receipts.py); a mail server that is down is tried again, with backoff."""
+    try:
+        return receipts.receipt_send(batch_id=batch_id, kind=kind, in_order=not self.request.is_eager)
+    except receipts.ReceiptNotReady as not_ready:
+        raise self.retry(countdown=not_ready.retry_in) from None
+    except (OSError, smtplib.SMTPException) as error:
+        raise self.retry(exc=error, countdown=min(30 * 2**self.request.retries, 3600)) from None

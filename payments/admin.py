@@ -5,6 +5,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from orders import registry
 from orders.admin import StatusChangeInline
 from payments.models import GatewayEvent, Payment, PaymentAllocation, PaymentStatusChange, Refund, RefundStatusChange
 
@@ -139,7 +140,7 @@ class PaymentAllocationAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("kind"))
     def order_kind(self, allocation):
-        return allocation.order.kind
+        return registry.label(allocation.order.kind)
 
     @admin.display(description=_("status"))
     def order_status(self, allocation):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from orders.billing import Bill, Billing
+from orders.billing import Bill, Billing, OrderRefund
 from payments import services
-from payments.models import Payment
+from payments.models import Payment, Refund
 
 if TYPE_CHECKING:
     from orders.models import Batch, Order
@@ -25,6 +25,14 @@ class PaymentsBilling(Billing):
 
     def refund_order(self, *, order: Order, reason: str) -> None:
         services.payment_refund_order(order=order, reason=reason)
+
+    def refunds(self, *, batch: Batch) -> dict[int, OrderRefund]:
+        # At most one refund per order is not failed (refund_one_live_per_order).
+        live = Refund.objects.filter(payment__batch_id=batch.pk).exclude(status=Refund.Status.FAILED)
+        return {
+            refund["order_id"]: OrderRefund(**refund)
+            for refund in live.values("reference", "order_id", "amount", "status", "reason")
+        }
 
 
 def _bill(payment: Payment) -> Bill:

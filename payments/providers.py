@@ -84,7 +84,10 @@ class SandboxProvider(PaymentProvider):
 
     def create(self, payment: Payment, orders: list[Order]) -> str:
         items = [
-            {"name": f"{order.number} · {registry.describe(order)}", "amount": f"{order.amount:.2f}"}
+            {
+                "name": f"{order.number} · {registry.label(order.kind)}: {registry.describe(order)}",
+                "amount": f"{order.amount:.2f}",
+            }
             for order in orders
         ]
         charge = sandbox.charge_create(

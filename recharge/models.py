@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -54,7 +55,10 @@ class Fulfilment(Stateful, models.Model):
 
     order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="fulfilment")
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
+    # Both counters count the calls in the attempt log (UpstreamAttempt), one row per call.
     attempts = models.PositiveSmallIntegerField(_("top-up attempts"), default=0)
+    # Attempts staff allowed beyond RECHARGE_MAX_ATTEMPTS by retrying a failed top-up.
+    extra_attempts = models.PositiveSmallIntegerField(_("attempts added by staff"), default=0)
     queries = models.PositiveSmallIntegerField(_("status queries"), default=0)
     upstream_reference = models.CharField(_("upstream reference"), max_length=64, blank=True)
     last_error = models.CharField(_("last error"), max_length=255, blank=True)
@@ -74,6 +78,10 @@ class Fulfilment(Stateful, models.Model):
             "status": self.get_status_display(),
         }
 
+    @property
+    def attempt_limit(self) -> int:
+        return settings.RECHARGE_MAX_ATTEMPTS + self.extra_attempts
+
 
 class FulfilmentStatusChange(StatusChange):
     fulfilment = models.ForeignKey(Fulfilment, on_delete=models.CASCADE, related_name="status_changes")
@@ -92,12 +100,16 @@ class UpstreamAttempt(models.Model):
 
     fulfilment = models.ForeignKey(Fulfilment, on_delete=models.CASCADE, related_name="upstream_attempts")
     call = models.CharField(_("call"), max_length=10, choices=Call.choices)
-    outcome = models.CharField(_("outcome"), max_length=10)
+    # Empty while the call has no answer (a top-up is logged when it starts, so a worker that died during
+    # the call leaves its attempt in the log).
+    outcome = models.CharField(_("outcome"), max_length=10, blank=True)
     reference = models.CharField(_("upstream reference"), max_length=64, blank=True)
     message = models.CharField(_("message"), max_length=255, blank=True)
     created_at = models.DateTimeField(_("at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("upstream call")
+        verbose_name_plural = _("upstream calls")
         ordering = ["created_at", "id"]
 
     def __str__(self):

@@ -22,8 +22,9 @@ from recharge.models import CarrierDiscount
 from recharge.numbers import InvalidNumber, parse_mobile
 
 DEFAULT_ACCOUNT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{3,63}"
-# A pasted line is a phone number when its first field is made of digits, spaces, dashes and an optional +86.
-PHONE_LIKE = re.compile(r"^\+?[\d\s-]{7,20}$")
+# A pasted line is a phone number when its first field looks like a number: digits, spaces and dashes, an
+# optional "+", of any length (a number too short or too long stays a phone row and says what is wrong with it).
+PHONE_LIKE = re.compile(r"^\+?[\d\s-]*\d[\d\s-]*$")
 DEFAULT_IMPORT_FACE_VALUE = "50"
 PHONE_MAX_LENGTH = 32
 ACCOUNT_MAX_LENGTH = 64
@@ -81,7 +82,8 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
         }
 
     def import_row(self, fields: list[str], context: ImportContext) -> dict | None:
-        if not PHONE_LIKE.match(fields[0]):
+        # A product's SKU made of digits is that product's line, whichever type sells it.
+        if not PHONE_LIKE.match(fields[0]) or fields[0] in context.products:
             return None
         row = {"kind": self.kind, "phone": fields[0]}
         face_value = fields[1] if len(fields) > 1 else context.options.get(self.kind, {}).get("default_face_value")
@@ -108,17 +110,29 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
     def example_row(self) -> dict:
         return {"kind": self.kind, "phone": "13800138000", "face_value": "50"}
 
+    def describe_row(self, data: dict) -> Description:
+        try:
+            details = parse_mobile(data.get("phone", "")).as_details()
+        except InvalidNumber:
+            return super().describe_row(data)
+        return Description(f"{details['phone']} · ¥{data.get('face_value', '')}", carrier_and_region(details))
+
     def clean_row(self, row: RowCleaner, context: SubmissionContext) -> None:
         phone = row.text("phone", max_length=PHONE_MAX_LENGTH)
         face_value = self._face_value(row)
         if phone is not None:
             try:
-                phone = parse_mobile(phone).national
+                # Kept even when the face value is wrong: the number alone tells its carrier and region.
+                row.data["phone"] = parse_mobile(phone).national
             except InvalidNumber as invalid:
                 row.error("phone", str(invalid))
-                phone = None
-        if phone is not None and face_value is not None:
-            row.data.update(phone=phone, face_value=str(face_value))
+        if face_value is not None:
+            row.data["face_value"] = str(face_value)
+
+    def note(self, data: dict, context: SubmissionContext) -> str:
+        if "phone" not in data:
+            return ""
+        return carrier_and_region(parse_mobile(data["phone"]).as_details())
 
     def _face_value(self, row: RowCleaner) -> Decimal | None:
         raw = row.raw.get("face_value")
@@ -213,6 +227,9 @@ class GameCurrencyType(RechargeFulfilment, ProductOrderType):
     def describe(self, order: Order) -> Description:
         details = order.details
         return Description(f"{details.get('name', '')} × {order.quantity} → {details.get('account', '')}")
+
+    def describe_row(self, data: dict) -> Description:
+        return Description(f"{data.get('sku', '')} × {data.get('quantity', 1)} → {data.get('account', '')}")
 
 
 def _duplicates(rows, *, key, field, shown=None) -> list[dict]:

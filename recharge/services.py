@@ -18,7 +18,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from orders import locking
-from orders.models import Order
+from orders import services as order_services
+from orders.billing import untranslated
+from orders.models import Batch, Order
 from orders.outbox import queue_task
 from payments import services as payment_services
 from recharge import messages
@@ -34,6 +36,10 @@ QUERY_TASK = "recharge.tasks.query_fulfilment"
 
 class FulfilmentError(Exception):
     pass
+
+
+class RetriedMeanwhile(Exception):
+    """Staff retried the top-up while its refund was being recorded: the refund is rolled back."""
 
 
 def fulfilment_start(*, orders: list[Order]) -> list[Fulfilment]:
@@ -60,14 +66,17 @@ def fulfilment_attempt(*, order_id: int) -> str:
             and timezone.now() - fulfilment.updated_at < timedelta(seconds=settings.RECHARGE_REDRIVE_AFTER_SECONDS)
         ):
             return "in progress elsewhere"  # a redelivered task while the first still talks to the upstream
+        # The attempt is logged as it starts, with the counter: a worker that dies during the call leaves an
+        # attempt without an answer in the log, and the counter still agrees with the log.
         fulfilment.attempts += 1
         fulfilment.set_status(Fulfilment.Status.IN_PROGRESS, note=f"attempt {fulfilment.attempts}", also=("attempts",))
+        attempt = UpstreamAttempt.objects.create(fulfilment=fulfilment, call=UpstreamAttempt.Call.TOP_UP)
     order = fulfilment.order
     # Outside the transaction: no row lock is held while the upstream takes its time.
     result = get_upstream().top_up(
         idempotency_key=order.number, account=_account(order), amount=order.amount, kind=order.kind
     )
-    return _settle(order_id, Fulfilment.Status.IN_PROGRESS, UpstreamAttempt.Call.TOP_UP, result)
+    return _settle(order_id, Fulfilment.Status.IN_PROGRESS, result, attempt=attempt)
 
 
 def fulfilment_query(*, order_id: int) -> str:
@@ -75,37 +84,52 @@ def fulfilment_query(*, order_id: int) -> str:
     if fulfilment.status != Fulfilment.Status.UNKNOWN:
         return "already settled"
     result = get_upstream().query(idempotency_key=fulfilment.order.number)
-    return _settle(order_id, Fulfilment.Status.UNKNOWN, UpstreamAttempt.Call.QUERY, result)
+    return _settle(order_id, Fulfilment.Status.UNKNOWN, result)
 
 
-def fulfilment_retry(*, order_id: int) -> None:
-    """Staff retry a failed fulfilment whose refund has not gone through (admin action)."""
+def fulfilment_retry(*, order_id: int, by: str = "staff") -> None:
+    """Staff try a failed top-up again, with a fresh round of attempts (admin action).
+
+    A top-up that fails for good is refunded at once, so this applies only where that refund was refused (the
+    gateway said no, or the payment could not be refunded): the order is still unsettled, and staff either fix
+    what made the top-up fail and retry it here, or refund the order by hand. A retry that fails for good again is
+    refunded automatically again. The fulfilment lock serialises this with `fulfilment_refund`: never both.
+    """
     with locking.transaction():
         fulfilment = locking.lock_one(Fulfilment.objects.select_related("order").filter(order_id=order_id))
         refunded = fulfilment.order.refunds.exclude(status="failed").exists()
         if fulfilment.status != Fulfilment.Status.FAILED or refunded:
             status = _("refunded") if refunded else fulfilment.get_status_display()
             raise FulfilmentError(str(messages.CANNOT_RETRY).format(status=status))
-        fulfilment.attempts = 0
-        fulfilment.set_status(Fulfilment.Status.PENDING, note="retried by staff", also=("attempts",))
+        # The counters go on counting every call (they agree with the attempt log); the limit moves instead,
+        # to RECHARGE_MAX_ATTEMPTS more than made so far.
+        fulfilment.extra_attempts = fulfilment.attempts
+        fulfilment.last_error = ""
+        fulfilment.set_status(
+            Fulfilment.Status.PENDING, note=f"retried by {by}"[:255], also=("extra_attempts", "last_error")
+        )
         queue_task(TOP_UP_TASK, order_id)
 
 
-def _settle(order_id: int, expected_status: str, call: str, result: TopUpResult) -> str:
+def _settle(order_id: int, expected_status: str, result: TopUpResult, *, attempt: UpstreamAttempt | None = None) -> str:
+    """Apply the upstream's answer: to the top-up `attempt` logged when it started, or to a status query."""
+    batch_id = Order.objects.filter(pk=order_id).values_list("batch_id", flat=True).get()
     with locking.transaction():
+        # The batch first: whether this was the last of its orders still being fulfilled (its completion
+        # receipt is then due) is decided under its lock, so two orders settling at once cannot both miss it.
+        locking.lock_one(Batch.objects.filter(pk=batch_id))
         order = locking.lock_one(Order.objects.filter(pk=order_id))
         fulfilment = locking.lock_one(Fulfilment.objects.filter(order_id=order_id))
-        UpstreamAttempt.objects.create(
-            fulfilment=fulfilment,
-            call=call,
-            outcome=result.outcome,
-            reference=result.reference,
-            message=result.message[:255],
-        )
-        if fulfilment.status != expected_status:
-            return "already settled"  # meanwhile, by a redelivered task
-        if call == UpstreamAttempt.Call.QUERY:
+        answer = {"outcome": result.outcome, "reference": result.reference, "message": result.message[:255]}
+        if attempt is not None:
+            UpstreamAttempt.objects.filter(pk=attempt.pk).update(**answer)
+        else:
+            UpstreamAttempt.objects.create(fulfilment=fulfilment, call=UpstreamAttempt.Call.QUERY, **answer)
+            # Every logged query is counted, also one whose answer came too late to matter.
             fulfilment.queries += 1
+        if fulfilment.status != expected_status:
+            fulfilment.save(update_fields=["queries", "updated_at"])
+            return "already settled"  # meanwhile, by a redelivered task
         if result.outcome == Outcome.SUCCESS:
             fulfilment.upstream_reference, fulfilment.last_error = result.reference, ""
             fulfilment.set_status(
@@ -113,7 +137,7 @@ def _settle(order_id: int, expected_status: str, call: str, result: TopUpResult)
                 note=f"topped up: {result.reference}",
                 also=("upstream_reference", "last_error", "queries"),
             )
-            order.set_status(Order.Status.FULFILLED, note=f"topped up: {result.reference}")
+            order_services.order_mark_fulfilled(order=order, note=f"topped up: {result.reference}")
             return "topped up"
         fulfilment.last_error = result.message[:255]
         if result.outcome == Outcome.UNKNOWN:
@@ -123,7 +147,7 @@ def _settle(order_id: int, expected_status: str, call: str, result: TopUpResult)
             _queue_next(fulfilment, QUERY_TASK, delay=settings.RECHARGE_QUERY_DELAY_SECONDS)
             return "outcome unknown; query queued"
         # The upstream says the account was not credited: try again, or give up and refund.
-        if fulfilment.attempts < settings.RECHARGE_MAX_ATTEMPTS:
+        if fulfilment.attempts < fulfilment.attempt_limit:
             _queue_next(fulfilment, TOP_UP_TASK, delay=_retry_delay(fulfilment.attempts))
             fulfilment.set_status(
                 Fulfilment.Status.PENDING, note=result.message, also=("last_error", "queries", "next_step_at")
@@ -141,11 +165,20 @@ def fulfilment_refund(*, order_id: int) -> None:
     fulfilment = Fulfilment.objects.select_related("order").get(order_id=order_id)
     if fulfilment.status != Fulfilment.Status.FAILED:
         return
-    reason = str(messages.UPSTREAM_FAILED).format(reason=fulfilment.last_error)[:255]
+    # The shopper reads this reason (result page, receipt, export), each reader in their own language, and
+    # without the upstream's own words, which staff find in the attempt log.
+    reason = untranslated(messages.UPSTREAM_FAILED)
     try:
         with locking.transaction():
             refund = payment_services.refund_record(order=fulfilment.order, reason=reason)
+            # Under the fulfilment's lock (after the payment's): a staff retry that got in first wins, and
+            # one that comes later sees this refund.
+            locked = locking.lock_one(Fulfilment.objects.filter(pk=fulfilment.pk))
+            if locked.status != Fulfilment.Status.FAILED:
+                raise RetriedMeanwhile
         payment_services.refund_request(refund_id=refund.pk)
+    except RetriedMeanwhile:
+        return
     except payment_services.PaymentError as refused:
         # Left failed and visible to staff, who can retry the top-up or refund by hand.
         logger.error("order %s: automatic refund refused: %s", fulfilment.order.number, refused)

@@ -8,6 +8,7 @@ The services themselves are in tests/support, shared with the benchmark.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,9 @@ from tests.support.waiting import wait_until as poll_until
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "var" / "test-logs"
+# Where the worker's mail goes (Django's file backend: one file per message), read by the `worker_mail` fixture.
+# The tests' own process keeps Django's in-memory outbox.
+WORKER_MAIL_DIR = Path("var") / "test-mail" / str(os.getpid())
 
 
 # The live server (pytest-django's `live_server`) gets a port chosen now, so that the worker process can
@@ -122,6 +126,8 @@ def _start_worker(broker_url: str, name: str) -> WorkerProcess:
         "SANDBOX_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET,
         "DATABASE_CONN_MAX_AGE": "0",
         "SITE_URL": settings.SITE_URL,
+        # Relative to the worker's directory (ROOT): django-environ reads "filemail:///x" as the path "x".
+        "EMAIL_URL": f"filemail:///{WORKER_MAIL_DIR}",
         # Retries and status queries of top-ups in tenths of a second instead of tens.
         "RECHARGE_RETRY_BASE_SECONDS": "0.2",
         "RECHARGE_QUERY_DELAY_SECONDS": "0.3",
@@ -281,6 +287,30 @@ def captcha_test_mode(monkeypatch):
 @pytest.fixture
 def wait_until():
     return poll_until
+
+
+@pytest.fixture
+def worker_mail(worker):
+    """The messages the worker sent during this test, as email.message.Message objects, oldest first."""
+    import email
+    import email.policy
+
+    folder = ROOT / WORKER_MAIL_DIR
+    shutil.rmtree(folder, ignore_errors=True)
+
+    def messages():
+        if not folder.exists():
+            return []
+        # The file backend appends each message followed by a line of 79 dashes.
+        return [
+            email.message_from_bytes(chunk.lstrip(), policy=email.policy.default)
+            for path in sorted(folder.iterdir(), key=lambda path: path.stat().st_mtime)
+            for chunk in path.read_bytes().split(b"\n" + b"-" * 79 + b"\n")
+            if chunk.strip()
+        ]
+
+    yield messages
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

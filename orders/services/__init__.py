@@ -6,6 +6,7 @@ from orders.services.lifecycle import (
     batch_cancel,
     batch_close_unpaid,
     batch_mark_paid,
+    order_mark_fulfilled,
     order_mark_refunded,
 )
 from orders.services.placing import order_place
@@ -33,6 +34,7 @@ __all__ = [
     "batch_recover",
     "batch_retry_failed",
     "batch_submit",
+    "order_mark_fulfilled",
     "order_mark_refunded",
     "order_place",
     "rows_validate",

@@ -10,7 +10,8 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from orders import billing, locking, messages, registry
-from orders.models import Batch, Order
+from orders.models import Batch, Order, Receipt
+from orders.services.receipts import batch_settle_check, receipt_due
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -54,7 +55,8 @@ def batch_close_unpaid(*, batch: Batch, status: str, note: str) -> None:
 def batch_mark_paid(*, batch: Batch) -> None:
     """The batch's payment succeeded: its orders are paid and each order type takes over.
 
-    The caller holds the batch and payment locks; the types' after-payment work joins this transaction.
+    The caller holds the batch and payment locks; the types' after-payment work joins this transaction, and
+    so does the payment receipt.
     """
     orders = locking.lock_all(batch.orders.filter(status=Order.Status.AWAITING_PAYMENT))
     Order.bulk_set_status(orders, Order.Status.PAID, note="payment succeeded")
@@ -64,11 +66,27 @@ def batch_mark_paid(*, batch: Batch) -> None:
         by_kind[order.kind].append(order)
     for kind, kind_orders in by_kind.items():
         registry.require(kind).after_payment(kind_orders)
+    receipt_due(batch=batch, kind=Receipt.Kind.PAID)
+
+
+def order_mark_fulfilled(*, order: Order, note: str) -> None:
+    """The order's type delivered it (e.g. the top-up went through).
+
+    The caller holds the locks of the order's batch and of the order (`order` is that locked row).
+    """
+    was = order.status
+    if was != Order.Status.FULFILLED:
+        order.set_status(Order.Status.FULFILLED, note=note)
+    if was == Order.Status.FULFILLING:
+        batch_settle_check(batch_id=order.batch_id)
 
 
 def order_mark_refunded(*, order_id: int, note: str) -> Order:
-    """The order's share came back to the customer. Inside the caller's locked transaction."""
+    """The order's share came back to the customer. Inside the caller's locked transaction (batch locked)."""
     order = locking.lock_one(Order.objects.filter(pk=order_id))
-    if order.status != Order.Status.REFUNDED:
+    was = order.status
+    if was != Order.Status.REFUNDED:
         order.set_status(Order.Status.REFUNDED, note=note)
+    if was == Order.Status.FULFILLING:
+        batch_settle_check(batch_id=order.batch_id)
     return order

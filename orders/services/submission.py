@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import translation
 
 from config import inputs
 from orders import messages, registry
@@ -48,6 +49,7 @@ class RowVerdict:
     errors: RowErrors
     raw: object
     quote: Quote | None = None  # filled for valid rows when asked for
+    note: str = ""  # filled for invalid rows when asked for: what their valid fields already tell
 
     @property
     def is_valid(self) -> bool:
@@ -67,15 +69,19 @@ def rows_validate(
 ) -> tuple[list[RowVerdict], list[dict[str, Any]]]:
     """Validate every row of a submission without writing anything. Returns verdicts and warnings.
 
-    With quotes, each valid row also carries its current price and a note (what the checkout shows).
+    With quotes, each valid row also carries its current price and a note (what the checkout shows), and
+    each invalid row of a known kind the note its type can give already.
     """
     context = SubmissionContext(owner=owner, products=_products_for(rows))
     verdicts = [_row_validate(index, raw, context) for index, raw in enumerate(rows)]
     _check_references(owner, verdicts)
     if with_quotes:
         for verdict in verdicts:
+            order_type = registry.get(verdict.kind)
             if verdict.is_valid:
                 verdict.quote = registry.require(verdict.kind).quote(verdict.data, context)
+            elif order_type is not None:
+                verdict.note = order_type.note(verdict.data, context)
     return verdicts, _warnings(verdicts)
 
 
@@ -87,8 +93,13 @@ def batch_submit(
     source: str = Batch.Source.API,
     idempotency_key: str | None = None,
     retry_of: Batch | None = None,
+    language: str | None = None,
 ) -> Submission:
-    """Validate and record a batch; placing starts after commit. Raises SubmissionRejected or IdempotencyConflict."""
+    """Validate and record a batch; placing starts after commit. Raises SubmissionRejected or IdempotencyConflict.
+
+    `language` is the one the shopper submitted in (their receipts are written in it); the site's default
+    when not given or not offered.
+    """
     _check_envelope(rows)
     fingerprint = _fingerprint(rows, skip_invalid)
     if idempotency_key:
@@ -108,18 +119,23 @@ def batch_submit(
             }
         )
 
+    errors_by_language = _errors_in_every_language(owner, rows, invalid) if invalid else {}
     try:
         with transaction.atomic():
             batch = Batch.objects.create(
                 owner=owner,
                 source=source,
+                language=_supported_language(language),
                 row_count=len(verdicts),
                 accepted_rows=len(verdicts) - len(invalid),
                 idempotency_key=idempotency_key or None,
                 request_fingerprint=fingerprint,
                 retry_of=retry_of,
             )
-            BatchRow.objects.bulk_create([_row_record(batch, verdict) for verdict in verdicts], batch_size=1000)
+            BatchRow.objects.bulk_create(
+                [_row_record(batch, verdict, errors_by_language.get(verdict.index, {})) for verdict in verdicts],
+                batch_size=1000,
+            )
             queue_task(DISPATCH_TASK, str(batch.pk))  # placing starts once this commits
     except IntegrityError:
         # Two requests with one Idempotency-Key raced; the other one created the batch.
@@ -131,7 +147,7 @@ def batch_submit(
     return Submission(batch=batch, rejected=invalid, warnings=warnings)
 
 
-def batch_retry_failed(*, batch: Batch, source: str = Batch.Source.API) -> Submission:
+def batch_retry_failed(*, batch: Batch, source: str = Batch.Source.API, language: str | None = None) -> Submission:
     """Place a finished batch's failed rows again, as a new batch linked to the first."""
     if batch.status == Batch.Status.PLACING:
         raise SubmissionRejected({"detail": str(messages.BATCH_NOT_FINISHED)})
@@ -139,7 +155,14 @@ def batch_retry_failed(*, batch: Batch, source: str = Batch.Source.API) -> Submi
     if not failed:
         raise SubmissionRejected({"detail": str(messages.NOTHING_TO_RETRY)})
     rows = [_resubmittable(row) for row in failed]
-    return batch_submit(owner=batch.owner, rows=rows, skip_invalid=True, source=source, retry_of=batch)
+    return batch_submit(
+        owner=batch.owner,
+        rows=rows,
+        skip_invalid=True,
+        source=source,
+        retry_of=batch,
+        language=language or batch.language,
+    )
 
 
 def _check_envelope(rows: object) -> None:
@@ -151,6 +174,34 @@ def _check_envelope(rows: object) -> None:
         raise SubmissionRejected(
             {"rows": [str(messages.TOO_MANY_ROWS).format(max=settings.BATCH_MAX_ROWS, count=len(rows))]}
         )
+
+
+def _supported_language(language: str | None) -> str:
+    try:
+        return translation.get_supported_language_variant(language or settings.LANGUAGE_CODE)
+    except LookupError:
+        return settings.LANGUAGE_CODE
+
+
+def _errors_in_every_language(
+    owner: User, rows: list[Any], invalid: list[RowVerdict]
+) -> dict[int, dict[str, RowErrors]]:
+    """{row index: {language: errors}} for the rows about to be skipped, in every language of the site.
+
+    Messages are formatted when a row is checked, so the only way to have them in another language later is
+    to check the rows in it now; every row, because a message may name another row ("also on row 3").
+    """
+    current = translation.get_language()
+    by_row: dict[int, dict[str, RowErrors]] = {verdict.index: {} for verdict in invalid}
+    for code, _name in settings.LANGUAGES:
+        if code == current:
+            verdicts = invalid
+        else:
+            with translation.override(code):
+                verdicts = [verdict for verdict in rows_validate(owner=owner, rows=rows)[0] if verdict.index in by_row]
+        for verdict in verdicts:
+            by_row[verdict.index][code] = verdict.errors
+    return by_row
 
 
 def _fingerprint(rows: list[Any], skip_invalid: bool) -> str:
@@ -245,7 +296,7 @@ def _row_errors(invalid: list[RowVerdict]) -> list[dict[str, Any]]:
     return [{"index": verdict.index, "errors": verdict.errors} for verdict in invalid]
 
 
-def _row_record(batch: Batch, verdict: RowVerdict) -> BatchRow:
+def _row_record(batch: Batch, verdict: RowVerdict, errors_by_language: dict[str, RowErrors]) -> BatchRow:
     if verdict.is_valid:
         return BatchRow(
             batch=batch, row_index=verdict.index, kind=verdict.kind, data=verdict.data, reference=verdict.reference
@@ -260,6 +311,7 @@ def _row_record(batch: Batch, verdict: RowVerdict) -> BatchRow:
         data=raw,
         outcome=BatchRow.Outcome.REJECTED,
         errors=verdict.errors,
+        errors_by_language=errors_by_language,
     )
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from orders import billing, registry, selectors, services
+from orders import billing, export, registry, selectors, services
 from orders.models import Batch, BatchRow, Order
 
 # An order in one of these statuses is still moving after payment (its type moves it on in the same
@@ -23,9 +24,13 @@ def _batch_context(request, batch: Batch) -> dict:
     progress = selectors.batch_progress(batch)
     settled = progress["placed"] + progress["failed"]
     orders = list(batch.orders.order_by("row_index"))
-    for order in orders:
-        order.description = registry.describe(order)  # type: ignore[attr-defined]  # for the template only
     payment = billing.billing().bill_of(batch)
+    refunds = billing.billing().refunds(batch=batch) if batch.status == Batch.Status.PAID else {}
+    for order in orders:
+        # Read by the template only.
+        order.description = registry.describe(order)  # type: ignore[attr-defined]
+        order.kind_label = registry.label(order.kind)  # type: ignore[attr-defined]
+        order.refund = refunds.get(order.pk)  # type: ignore[attr-defined]
     live = (
         batch.status == Batch.Status.PLACING
         or (batch.status == Batch.Status.AWAITING_PAYMENT and request.GET.get("returned"))
@@ -54,6 +59,16 @@ def batch_detail(request, batch_id):
     batch = _own_batch(request, batch_id)
     template = "orders/_batch_live.html" if request.htmx else "orders/batch_detail.html"
     return render(request, template, _batch_context(request, batch))
+
+
+@login_required
+def batch_export(request, batch_id):
+    """The batch's orders and outcomes as a file to take away (?format=csv, the default, or xlsx)."""
+    batch = _own_batch(request, batch_id)
+    file_format = request.GET.get("format", "csv")
+    if file_format not in export.FORMATS:
+        raise Http404
+    return export.batch_export_response(batch, file_format)
 
 
 @login_required

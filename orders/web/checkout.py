@@ -64,6 +64,7 @@ def _evaluate(request, formset) -> CheckoutState:
     for form, verdict in zip(state.forms_of_rows, verdicts, strict=True):
         form.row_errors = verdict.errors
         form.quote = verdict.quote
+        form.note = verdict.quote.note if verdict.quote is not None else verdict.note
         if verdict.is_valid:
             state.valid_count += 1
             assert verdict.quote is not None, "rows_validate(with_quotes=True) quotes every valid row"
@@ -138,6 +139,7 @@ def _submit(request, formset):
             skip_invalid=skip_invalid,
             source=Batch.Source.WEB,
             idempotency_key=f"web:{submission_key}" if submission_key else None,
+            language=request.LANGUAGE_CODE,
         )
     except services.SubmissionRejected:
         return _page(

@@ -64,6 +64,7 @@ class RowForm(forms.Form):
         self.fields["kind"].validators = []
         self.row_errors: dict[str, list[str]] = {}
         self.quote = None
+        self.note = ""  # what the row's type can tell already, valid or not
         self.warnings: list[str] = []
 
     def _value(self, name: str) -> str:

@@ -11,4 +11,5 @@ urlpatterns = [
     path("batches/", batches.batch_list, name="batch-list"),
     path("batches/<uuid:batch_id>/", batches.batch_detail, name="batch-detail"),
     path("batches/<uuid:batch_id>/cancel/", batches.batch_cancel, name="batch-cancel"),
+    path("batches/<uuid:batch_id>/export/", batches.batch_export, name="batch-export"),
 ]

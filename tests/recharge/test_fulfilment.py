@@ -186,7 +186,4 @@ def test_staff_retry_is_refused_for_a_refunded_or_successful_fulfilment(user):
 
     with pytest.raises(services.FulfilmentError) as refused:
         services.fulfilment_retry(order_id=order.pk)
-    assert (
-        str(refused.value)
-        == "Only a failed fulfilment that has not been refunded can be retried; this one is succeeded."
-    )
+    assert str(refused.value) == "Only a failed top-up whose refund was refused can be retried; this one is succeeded."

@@ -33,8 +33,7 @@ def submit(api_client, rows):
 
 
 def pay_at_the_gateway(client, wait_until, batch):
-    payment = Payment.objects.get(batch=batch)
-    path = gateway_path(payment)
+    path = gateway_path(Payment.objects.get(batch=batch))
     page = client.get(path).content.decode()
     client.post(path, {"decision": "pay"})
     wait_until(lambda: Batch.objects.filter(pk=batch.pk, status=Batch.Status.PAID).exists(), timeout=30, what="pay")

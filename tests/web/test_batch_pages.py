@@ -87,11 +87,30 @@ def test_returning_from_the_gateway_waits_for_the_notification(client, shopper, 
 def test_sign_up_logs_the_new_shopper_in(client, db):
     response = client.post(
         "/accounts/signup/",
-        {"username": "newbie", "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"},
+        {
+            "username": "newbie",
+            "email": "newbie@example.com",
+            "password1": "a-long-pass-phrase-9",
+            "password2": "a-long-pass-phrase-9",
+        },
     )
 
     assert response["Location"] == "/checkout/"
     assert client.get("/checkout/").status_code == 200
+    # receipts go to the address given at sign-up
+    from django.contrib.auth import get_user_model
+
+    assert get_user_model().objects.get(username="newbie").email == "newbie@example.com"
+
+
+def test_sign_up_asks_for_the_address_receipts_go_to(client, db):
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "newbie", "password1": "a-long-pass-phrase-9", "password2": "a-long-pass-phrase-9"},
+    )
+
+    assert response.status_code == 400
+    assert "This field is required." in response.content.decode()
 
 
 def test_sign_up_with_mismatched_passwords_names_the_field(client, db):

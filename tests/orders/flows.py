@@ -1,0 +1,80 @@
+"""A batch's whole life run in the test's own process, step by step through the services, without the worker:
+placed, paid at the sandbox gateway, topped up, refunds confirmed. What the tasks would do, in the same order,
+so that a test can look at every state in between (tasks queued in the outbox are never published here: the
+test's transaction never commits)."""
+
+from __future__ import annotations
+
+import secrets
+
+from orders import selectors, services
+from orders.models import Batch
+from payments import services as payment_services
+from payments.models import Payment, Refund
+from payments.providers import Notification
+from payments.sandbox import gateway
+from recharge import services as recharge_services
+from recharge.models import Fulfilment
+
+
+def batch_placed(owner, rows, **submit) -> Batch:
+    """Submit rows (keyword arguments go to batch_submit), place every accepted row and end placing."""
+    batch = services.batch_submit(owner=owner, rows=rows, **submit).batch
+    for row in batch.rows.exclude(outcome="rejected"):
+        services.order_place(batch_id=batch.pk, row_index=row.row_index)
+    services.batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
+    batch.refresh_from_db()
+    return batch
+
+
+def batch_paid(batch: Batch, *, at_the_gateway: bool = True) -> Payment:
+    """The shopper pays at the sandbox gateway and its notification is applied (as the webhook would).
+
+    Without `at_the_gateway` only the notification is applied: the gateway has no charge for the payment and
+    refuses to refund it, as a real one would refuse a refund it cannot make.
+    """
+    payment = Payment.objects.get(batch=batch)
+    if at_the_gateway:
+        payment_services.payment_checkout(reference=payment.reference)  # registers the charge at the gateway
+        charge = gateway.SandboxCharge.objects.get(merchant_reference=payment.reference)
+        gateway.charge_decide(charge_reference=charge.reference, pay=True)
+    _notify(payment, "payment.succeeded", payment.amount)
+    batch.refresh_from_db()
+    return Payment.objects.get(pk=payment.pk)
+
+
+def top_ups_run(batch: Batch, *, steps: int = 10) -> None:
+    """Run every fulfilment of the batch to its end: top-ups, retries and status queries, as the tasks would."""
+    for _ in range(steps):
+        open_ones = Fulfilment.objects.filter(order__batch=batch).exclude(status__in=["succeeded", "failed"])
+        if not open_ones.exists():
+            return
+        for fulfilment in open_ones:
+            if fulfilment.status == Fulfilment.Status.UNKNOWN:
+                recharge_services.fulfilment_query(order_id=fulfilment.order_id)
+            else:
+                recharge_services.fulfilment_attempt(order_id=fulfilment.order_id)
+    raise AssertionError(f"fulfilments of batch {batch.pk} still open after {steps} steps")
+
+
+def refunds_confirmed(batch: Batch) -> list[Refund]:
+    """The gateway confirms every refund requested for the batch's payment (its notifications applied)."""
+    payment = Payment.objects.get(batch=batch)
+    pending = list(payment.refunds.filter(status=Refund.Status.PENDING))
+    for refund in pending:
+        _notify(payment, "refund.succeeded", refund.amount, refund_reference=refund.reference)
+    return pending
+
+
+def _notify(payment: Payment, event_type: str, amount, **extra) -> None:
+    payment_services.notification_apply(
+        provider_name="sandbox",
+        notification=Notification(
+            event_id=f"evt_test_{secrets.token_hex(6)}",
+            type=event_type,
+            reference=payment.reference,
+            amount=amount,
+            currency=payment.currency,
+            **extra,
+        ),
+    )
