@@ -31,7 +31,6 @@ from rest_framework.test import APIClient
 from bench import tasks as floor_tasks
 from bench.infra import BenchError, BenchWorker
 from orders import selectors, services
-from orders import tasks as order_tasks
 from orders.models import Batch, Product
 from payments.models import Payment
 from tests.support.waiting import WaitTimeout, wait_until
@@ -146,7 +145,7 @@ def settle_database_statistics() -> None:
 @contextmanager
 def dispatch_suppressed():
     """Batches submitted inside are recorded but never reach the workers: placing them is ours to do here."""
-    with mock.patch.object(order_tasks.dispatch_batch, "delay"):
+    with mock.patch("orders.services.submission.queue_task"):
         yield
 
 
