@@ -158,9 +158,9 @@ FILL = [
              WHEN b %% 10 = 8 THEN 'expired' ELSE 'cancelled' END AS status,
         b %% 20 = 8 AS paid_too_late
     FROM generate_series(0, %(batches)s - 1) b""",
-    """INSERT INTO orders_batch (id, status, source, row_count, accepted_rows, request_fingerprint, dispatch_count,
-        dispatched_at, inconsistency, created_at, updated_at, placed_at, owner_id)
-    SELECT id, status, 'api', placed + failed, placed + failed, '', 1, now(), '', now(), now(), now(), owner_id
+    """INSERT INTO orders_batch (id, status, source, language, row_count, accepted_rows, request_fingerprint,
+        dispatch_count, dispatched_at, inconsistency, created_at, updated_at, placed_at, owner_id)
+    SELECT id, status, 'api', 'en', placed + failed, placed + failed, '', 1, now(), '', now(), now(), now(), owner_id
     FROM bench_batch""",
     """CREATE TEMP TABLE bench_order ON COMMIT DROP AS
     SELECT i, b.id AS batch_id, b.owner_id, b.status AS batch_status, i %% %(per_batch)s AS row_index,
@@ -178,11 +178,11 @@ FILL = [
         CASE WHEN mobile THEN jsonb_build_object('phone', '138' || lpad(i::text, 8, '0')) ELSE '{}' END,
         now(), now(), batch_id, owner_id, CASE WHEN mobile THEN NULL ELSE product_id END
     FROM bench_order, LATERAL (SELECT CASE WHEN mobile THEN 49.50 ELSE 10 + i %% 20 END AS price) p""",
-    """INSERT INTO orders_batchrow (row_index, kind, data, outcome, errors, failure_code, failure_message,
-        settled_at, batch_id)
-    SELECT row_index, kind, '{}'::jsonb, 'placed', '{}'::jsonb, '', '', now(), batch_id FROM orders_order
+    """INSERT INTO orders_batchrow (row_index, kind, data, outcome, errors, errors_by_language, failure_code,
+        failure_message, settled_at, batch_id)
+    SELECT row_index, kind, '{}'::jsonb, 'placed', '{}'::jsonb, '{}'::jsonb, '', '', now(), batch_id FROM orders_order
     UNION ALL
-    SELECT placed, 'goods', '{}'::jsonb, 'failed', '{}'::jsonb, 'out_of_stock', 'out of stock', now(), id
+    SELECT placed, 'goods', '{}'::jsonb, 'failed', '{}'::jsonb, '{}'::jsonb, 'out_of_stock', 'out of stock', now(), id
     FROM bench_batch WHERE failed = 1""",
     """INSERT INTO payments_payment (amount, refunded_amount, currency, status, provider, reference, gateway_url,
         needs_attention, attention_note, paid_at, expires_at, created_at, updated_at, batch_id, owner_id)
@@ -213,9 +213,9 @@ FILL = [
     SELECT p.amount, 'succeeded', '', 're_bench_p' || p.id, now(), now(), NULL, p.id, 'rfd_bench_p' || p.id,
         'unhonoured'
     FROM payments_payment p JOIN bench_batch b ON b.id = p.batch_id WHERE b.paid_too_late""",
-    """INSERT INTO recharge_fulfilment (status, attempts, queries, upstream_reference, last_error, created_at,
-        updated_at, order_id)
-    SELECT CASE WHEN status = 'fulfilled' THEN 'succeeded' ELSE 'failed' END, 1, 0, 'up_bench_' || id, '', now(),
+    """INSERT INTO recharge_fulfilment (status, attempts, extra_attempts, queries, upstream_reference, last_error,
+        created_at, updated_at, order_id)
+    SELECT CASE WHEN status = 'fulfilled' THEN 'succeeded' ELSE 'failed' END, 1, 0, 0, 'up_bench_' || id, '', now(),
         now(), id
     FROM orders_order WHERE kind = 'mobile' AND status IN ('fulfilled', 'refunded')""",
     """INSERT INTO recharge_sandboxtopup (idempotency_key, account, amount, calls, performed, reference, created_at)

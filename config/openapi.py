@@ -101,8 +101,9 @@ class AutoSchema(openapi.AutoSchema):
             if key in responses:
                 continue
             serializer = ValidationErrorSerializer if status == 400 else ErrorSerializer
+            # Errors are JSON whatever the operation's success renders (the batch export answers CSV).
             responses[key] = self._get_response_for_code(
-                OpenApiResponse(serializer, description=ERROR_DESCRIPTIONS[status]), key
+                OpenApiResponse(serializer, description=ERROR_DESCRIPTIONS[status]), key, ["application/json"]
             )
             if status == 429:
                 responses[key]["headers"] = RETRY_AFTER

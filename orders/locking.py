@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from django.db import models
+from django.db import connection as db_connection
 from django.db import transaction as db_transaction
 
 ModelT = TypeVar("ModelT", bound=models.Model)
@@ -41,24 +42,21 @@ _held = threading.local()
 
 @contextmanager
 def transaction() -> Iterator[None]:
-    """An atomic block in which rows may be locked. Nested blocks share the outer block's lock order."""
-    if getattr(_held, "ranks", None) is not None:
+    """An atomic block in which rows may be locked. Nested blocks share the outer block's lock order.
+
+    A block opened while no transaction is open starts a fresh order even if an outer block has not finished
+    exiting: what runs on its commit (a task run eagerly, without a broker) runs after its locks are gone.
+    """
+    if getattr(_held, "ranks", None) is not None and db_connection.in_atomic_block:
         with db_transaction.atomic():
             yield
         return
-    _held.ranks = []
+    outer, _held.ranks = getattr(_held, "ranks", None), []
     try:
         with db_transaction.atomic():
-            # What runs on commit (a task run eagerly, without a broker) runs after these locks are released,
-            # but before this block ends: it starts afresh.
-            db_transaction.on_commit(_forget_held)
             yield
     finally:
-        _held.ranks = None
-
-
-def _forget_held() -> None:
-    _held.ranks = None
+        _held.ranks = outer
 
 
 def lock_one(queryset: models.QuerySet[ModelT]) -> ModelT:

@@ -35,7 +35,8 @@ class FileFormatNegotiation(DefaultContentNegotiation):
     """The file's format comes from `?format=` (CSV when absent), whatever the Accept header says."""
 
     def select_renderer(self, request, renderers, format_suffix=None):
-        wanted = format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE) or "csv"
+        # Absent means CSV; present but empty or unknown is a format we do not make (404, as documented).
+        wanted = format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE, "csv")
         for renderer in renderers:
             if renderer.format == wanted:
                 return renderer, renderer.media_type

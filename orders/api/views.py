@@ -147,7 +147,10 @@ class BatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         responses={
             (200, "text/csv"): OpenApiTypes.STR,
             (200, export.XLSX_CONTENT_TYPE): OpenApiTypes.BINARY,
-            404: OpenApiResponse(description="No such batch of yours, or a format other than csv or xlsx."),
+            # Errors are JSON, not the file's type.
+            (404, "application/json"): error_response(
+                404, "No such batch of yours, or a format other than csv or xlsx."
+            ),
         },
     )
     @action(

@@ -134,13 +134,14 @@ def test_only_the_owner_gets_the_file(client, finished):
 
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
-    assert response.json() == {"detail": "No Batch matches the given query."}
+    assert response.json()["code"] == "not_found"
     assert client.get(f"/batches/{finished.pk}/export/?format=csv").status_code == 404
     assert client.get("/api/v1/batches/not-a-batch/export/").status_code == 404
 
 
 def test_a_format_other_than_csv_or_xlsx_is_not_found(api_client, finished, client, user):
     assert api_client.get(f"/api/v1/batches/{finished.pk}/export/?format=pdf").status_code == 404
+    assert api_client.get(f"/api/v1/batches/{finished.pk}/export/?format=").status_code == 404
     client.force_login(user)
     assert client.get(f"/batches/{finished.pk}/export/?format=pdf").status_code == 404
 
