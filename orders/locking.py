@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from django.db import models
 from django.db import connection as db_connection
+from django.db import models
 from django.db import transaction as db_transaction
 
 ModelT = TypeVar("ModelT", bound=models.Model)
