@@ -25,12 +25,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         description="Measure batch placing on PostgreSQL, a private Redis and Celery workers of its own.",
     )
     parser.add_argument("--rows", type=_sizes, default=[100, 1000, 5000], help="batch sizes, e.g. 100,1000,5000")
-    parser.add_argument("--repeat", type=_positive, default=3, help="runs per size; medians are reported (default 3)")
-    parser.add_argument("--workers", type=_positive, default=2, help="worker pool processes (default 2)")
+    parser.add_argument(
+        "--repeat", type=positive_count, default=3, help="runs per size; medians are reported (default 3)"
+    )
+    parser.add_argument("--workers", type=positive_count, default=2, help="worker pool processes (default 2)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument(
         "--baseline-sample",
-        type=_positive,
+        type=positive_count,
         default=1000,
         help="at most this many one-order checkouts per baseline run; beyond, extrapolated linearly (default 1000)",
     )
@@ -38,7 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _positive(text: str) -> int:
+def positive_count(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
@@ -46,7 +48,7 @@ def _positive(text: str) -> int:
 
 
 def _sizes(text: str) -> list[int]:
-    sizes = [_positive(part) for part in text.split(",") if part.strip()]
+    sizes = [positive_count(part) for part in text.split(",") if part.strip()]
     if not sizes or max(sizes) > MAX_ROWS:
         raise argparse.ArgumentTypeError(f"give sizes from 1 to {MAX_ROWS}, e.g. 100,1000,5000")
     return sizes

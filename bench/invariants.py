@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.cli import positive_count
 from bench.infra import BenchDatabase, BenchError, service_environment
 
 USERS = 100
@@ -31,18 +32,11 @@ STOCK = 1_000_000
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.invariants", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--orders", type=_positive, default=100_000, help="orders to create (default 100,000)")
-    parser.add_argument("--rows-per-batch", type=_positive, default=10, help="orders per batch (default 10)")
-    parser.add_argument("--repeat", type=_positive, default=3, help="full checks to time (default 3)")
+    parser.add_argument("--orders", type=positive_count, default=100_000, help="orders to create (default 100,000)")
+    parser.add_argument("--rows-per-batch", type=positive_count, default=10, help="orders per batch (default 10)")
+    parser.add_argument("--repeat", type=positive_count, default=3, help="full checks to time (default 3)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     return parser.parse_args(argv)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def main(argv=None) -> int:

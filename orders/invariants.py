@@ -35,11 +35,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from orders.models import Batch, BatchRow, Order, Product
+from orders.models import Batch, BatchRow, Order, Product, units_held
 
 # Time for a periodic re-drive job to be picked up and to finish, on top of its period.
 REDRIVE_SLACK_SECONDS = 30
@@ -252,16 +251,9 @@ def _batch_stuck_placing(context: Context) -> Found:
 
 
 def _stock_not_conserved(context: Context) -> Found:
-    held = (
-        Order.objects.filter(product=OuterRef("pk"))
-        .exclude(status__in=Order.RELEASED_STATUSES)
-        .values("product")
-        .annotate(units=Sum("quantity"))
-        .values("units")
-    )
     return (
         Product.objects.filter(stock__isnull=False)
-        .annotate(held=Coalesce(Subquery(held), 0))
+        .annotate(held=units_held())
         .filter(Q(stock_received__isnull=True) | ~Q(stock_received=F("stock") + F("held")))
         .values_list("pk")
     )

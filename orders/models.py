@@ -84,18 +84,23 @@ class Product(models.Model):
             return
         # One UPDATE each, evaluated against the row as it is now: units taken since this instance was
         # loaded stay counted. Tracking that starts now counts what live orders already hold as received.
-        held = (
-            Order.objects.filter(product=OuterRef("pk"))
-            .exclude(status__in=Order.RELEASED_STATUSES)
-            .values("product")
-            .annotate(units=Sum("quantity"))
-            .values("units")
-        )
         tracked = product.filter(stock__isnull=False).update(
             stock=stock, stock_received=Coalesce(F("stock_received"), F("stock")) + stock - F("stock")
         )
         if not tracked:
-            product.update(stock=stock, stock_received=stock + Coalesce(Subquery(held), 0))
+            product.update(stock=stock, stock_received=stock + units_held())
+
+
+def units_held() -> Coalesce:
+    """The units of a product (the outer query's row) that orders still hold: placed, not cancelled or expired."""
+    held = (
+        Order.objects.filter(product=OuterRef("pk"))
+        .exclude(status__in=Order.RELEASED_STATUSES)
+        .values("product")
+        .annotate(units=Sum("quantity"))
+        .values("units")
+    )
+    return Coalesce(Subquery(held), 0)
 
 
 def default_language() -> str:
