@@ -8,12 +8,6 @@ from tests.orders.factories import ProductFactory
 
 
 @pytest.fixture
-def shopper(client, user):
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def placed(place_batch):
     ProductFactory(sku="MUG", name="Mug", unit_price=Decimal("25.50"), stock=10)
     return place_batch([{"kind": "goods", "sku": "MUG", "quantity": 2}])

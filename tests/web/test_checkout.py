@@ -12,12 +12,6 @@ from tests.orders.factories import ProductFactory
 from tests.recharge.factories import game_product
 
 
-@pytest.fixture
-def shopper(client, user):
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture(autouse=True)
 def catalogue(db):
     ProductFactory(sku="TSHIRT-M", name="T-shirt M", unit_price=Decimal("59.00"))

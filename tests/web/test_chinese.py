@@ -1,19 +1,12 @@
 """The site in Simplified Chinese (zh-hans): chosen from Accept-Language or the language switcher, and
 reaching the pages, the labels and the validation messages. Needs locale/zh_Hans/LC_MESSAGES/django.mo."""
 
-import pytest
 from django.conf import settings
 from django.utils import translation
 
 from recharge import messages as recharge_messages
 
 ZH = "zh-CN,zh;q=0.9"
-
-
-@pytest.fixture
-def shopper(client, user):
-    client.force_login(user)
-    return client
 
 
 def test_an_anonymous_visitor_asking_for_chinese_gets_the_home_page_in_chinese(client, db):

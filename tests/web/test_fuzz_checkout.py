@@ -16,12 +16,6 @@ from tests.recharge.factories import game_product
 ROW_FIELDS = ["kind", "sku", "quantity", "phone", "face_value", "account", "reference"]
 
 
-@pytest.fixture
-def shopper(client, user):
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture(autouse=True)
 def catalogue(db, carrier_discounts):
     ProductFactory(sku="POSTER-A2", unit_price=Decimal("20.00"))

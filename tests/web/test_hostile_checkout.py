@@ -12,12 +12,6 @@ from tests.orders.factories import ProductFactory
 from tests.web.test_checkout import captcha_answer, form_data
 
 
-@pytest.fixture
-def shopper(client, user):
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture(autouse=True)
 def catalogue(db):
     ProductFactory(sku="POSTER-A2", unit_price=Decimal("20.00"))

@@ -19,12 +19,6 @@ def catalogue(db, carrier_discounts):
     ProductFactory(sku="TSHIRT-M", name="T-shirt M", unit_price=Decimal("59.00"))
 
 
-@pytest.fixture
-def shopper(client, user):
-    client.force_login(user)
-    return client
-
-
 def row_info(html: str, index: int) -> str:
     match = re.search(rf'<span class="row-info" id="rows-{index}-info"[^>]*>(.*?)</span>(?=\s*$|\s*<)', html, re.S)
     assert match, f"no info of row {index}"
