@@ -2,7 +2,7 @@
 submitting. Every submission during the outage is answered at once (202: the work is in the outbox), and
 once Redis is back every batch reaches its merged payment within 60 s with the default recovery settings:
 the outbox sweeper (beat, every 2 s) dispatches the batches submitted during the outage, and stuck
-detection (no progress for BATCH_PLACING_TIMEOUT_SECONDS, beat every 10 s) re-drives the one whose
+detection (no progress for BATCH_PLACING_TIMEOUT_SECONDS, beat every 5 s) re-drives the one whose
 queued rows and chord died with Redis.
 
 A real `celery beat` runs beside the worker, on the drill's Redis, with the project's schedule.
