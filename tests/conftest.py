@@ -112,7 +112,8 @@ def worker_environment(broker_url: str, **overrides: str) -> dict[str, str]:
     """The environment of a worker (or beat) on `broker_url`, sharing the test database and the test's settings."""
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,  # the tests' settings: test-only apps too
+        # The tests' settings (test-only apps too); a settings override (live_server's) hides SETTINGS_MODULE.
+        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],
         "DATABASE_URL": _test_database_url(),
         "CELERY_BROKER_URL": broker_url,
         "CELERY_RESULT_BACKEND": broker_url,
