@@ -34,7 +34,7 @@ def redis_cache(url: str) -> dict:
 
 
 def test_redis_crash_mid_batch_with_submissions_during_the_outage(
-    api_client, drill_redis, celery_on, start_worker, start_beat, wait_until, figures, settings
+    api_client, client, drill_redis, celery_on, start_worker, start_beat, wait_until, figures, settings
 ):
     ProductFactory(sku="TEA", unit_price=Decimal("3.00"), stock=10_000)
     celery_on(drill_redis.url, result_backend=drill_redis.url)
@@ -67,6 +67,9 @@ def test_redis_crash_mid_batch_with_submissions_during_the_outage(
         statuses.append(response.status_code)
         if response.status_code == 202:
             submitted.append(response.json()["id"])
+    started = time.monotonic()
+    health = client.get("/healthz")
+    health_seconds = time.monotonic() - started
     time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - killed_at)))
     drill_redis.start_again()
     back_at = time.monotonic()
@@ -82,11 +85,14 @@ def test_redis_crash_mid_batch_with_submissions_during_the_outage(
         placed_at_kill=f"{placed_at_kill}/{BIG_BATCH_ROWS}",
         slowest_request_s=max(durations),
         statuses=sorted(set(statuses)),
+        healthz_s=health_seconds,
         redis_back_to_last_payment_s=recovery,
         worker_died_and_restarted=worker_died,
     )
     assert statuses == [202] * SUBMISSIONS_DURING_OUTAGE
     assert max(durations) < 2
+    assert health.status_code == 503 and health.json()["checks"]["broker"] == "down"
+    assert health_seconds < 2
     assert recovery <= 60
     assert big.rows.filter(outcome=BatchRow.Outcome.PLACED).count() == BIG_BATCH_ROWS
     assert_invariants_hold()
