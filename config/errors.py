@@ -18,6 +18,7 @@ from http import HTTPStatus
 
 from django.conf import settings
 from django.core.exceptions import BadRequest, DisallowedHost, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.utils.translation import gettext_lazy as _
 from django.views import defaults
@@ -36,6 +37,9 @@ MACHINE_PATH_PREFIXES = ("/api/", "/payments/webhooks/")
 INVALID_INPUT = _("Invalid input.")
 BAD_CHARACTERS = _("The address may not contain the NUL character or unpaired surrogates.")
 DISALLOWED_HOST = _("This host name is not served here.")
+DATABASE_UNAVAILABLE = _("The database is briefly unavailable; nothing was changed. Try again in a few seconds.")
+# A dropped or refused database connection: transient, so the client is told to come back, not that we failed.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
 CSRF_FAILED = _("CSRF check failed: send the CSRF token with a session, or use token authentication.")
 
 # The answer for a status when nothing more specific is known.
@@ -61,8 +65,14 @@ def is_machine_path(path: str) -> bool:
 
 
 def _default(status: int) -> tuple[str, str]:
-    code, detail = DEFAULTS.get(status) or ("error", HTTPStatus(status).phrase if status in HTTPStatus else "Error.")
-    return code, str(detail)
+    if status in DEFAULTS:
+        code, detail = DEFAULTS[status]
+        return code, str(detail)
+    # Not `status in HTTPStatus`: Python 3.11 raises TypeError for an int there.
+    try:
+        return "error", HTTPStatus(status).phrase
+    except ValueError:
+        return "error", "Error."
 
 
 def error_body(status: int, detail=None, code: str | None = None, **fields) -> dict:
@@ -88,6 +98,8 @@ def api_exception_handler(exc, context):
     """DRF's handler, with Django's too-large body as a 413, and every body put in the one shape."""
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
+    if isinstance(exc, DATABASE_ERRORS):
+        return _database_unavailable(exc, Response)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a bug: Django's handler500 answers it (in this shape on machine paths)
@@ -104,6 +116,13 @@ def _shaped(exc, data, status: int) -> dict:
     code = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
     detail = data.get("detail") if isinstance(data, dict) else None
     return error_body(status, detail, code if isinstance(code, str) else None)
+
+
+def _database_unavailable(exc, response_class):
+    logger.warning("database unavailable, answered 503: %s", exc)
+    response = response_class(error_body(503, DATABASE_UNAVAILABLE, "database_unavailable"), status=503)
+    response["Retry-After"] = "5"
+    return response
 
 
 # --- Django's handlers (config/urls.py) ----------------------------------------------------------
@@ -166,6 +185,13 @@ class MachineErrorsMiddleware:
                     shaped[header] = response[header]
             return shaped
         return response
+
+    def process_exception(self, request, exception):
+        # The webhook and other plain views on machine paths: a dropped database connection is a 503 the
+        # caller retries (a gateway redelivers), not a 500.
+        if is_machine_path(request.path) and isinstance(exception, DATABASE_ERRORS):
+            return _database_unavailable(exception, JsonResponse)
+        return None
 
 
 class EdgeRefusalMiddleware:

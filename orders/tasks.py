@@ -27,16 +27,21 @@ def place_row_task_id(batch_id: UUID | str, row_index: int) -> str:
 
 @shared_task
 def dispatch_batch(batch_id: str) -> int:
-    """Start placing: one place_row task per accepted row, all the header of one chord whose
-    callback is finalize_batch. Building a large chord takes seconds, hence a task of its own."""
-    row_indexes = services.batch_mark_dispatched(batch_id=batch_id)
-    if not row_indexes:
+    """Start placing: one place_row task per row still to place, all the header of one chord whose
+    callback is finalize_batch (or, for a re-dispatch of some rows, finish_redispatched_batch).
+    Building a large chord takes seconds, hence a task of its own."""
+    dispatch = services.batch_mark_dispatched(batch_id=batch_id)
+    if dispatch is None:
+        return 0
+    if not dispatch.row_indexes:  # every row settled but the callback was lost
+        services.batch_recover(batch_id=batch_id)
         return 0
     header = [
         place_row.signature((batch_id, row_index), task_id=place_row_task_id(batch_id, row_index), immutable=True)
-        for row_index in row_indexes
+        for row_index in dispatch.row_indexes
     ]
-    chord(header)(finalize_batch.s(batch_id))
+    callback = finalize_batch.s(batch_id) if dispatch.complete else finish_redispatched_batch.si(batch_id)
+    chord(header)(callback)
     return len(header)
 
 
@@ -50,6 +55,13 @@ def place_row(batch_id: str, row_index: int) -> dict[str, Any]:
 def finalize_batch(results: list[dict[str, Any]], batch_id: str) -> str:
     batch = services.batch_finalize(batch_id=batch_id, results=results)
     return batch.status
+
+
+@shared_task
+def finish_redispatched_batch(batch_id: str) -> bool:
+    """The callback of a re-dispatch: its results cover only the re-sent rows, so the batch is finished
+    from the database, as recovery finishes it."""
+    return services.batch_recover(batch_id=batch_id)
 
 
 @shared_task

@@ -18,7 +18,7 @@ import pytest
 from django.conf import settings
 
 from config.celery import app as celery_app
-from tests.support.services import PrivateRedis, ServiceError, WorkerProcess, free_port
+from tests.support.services import BeatProcess, PrivateRedis, ServiceError, WorkerProcess, free_port
 from tests.support.waiting import wait_until as poll_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,11 +113,12 @@ def test_database_url(transactional_db) -> str:
     return _test_database_url()
 
 
-def _start_worker(broker_url: str, name: str) -> WorkerProcess:
-    """A real `celery worker` on `broker_url`, sharing the test database and the test's settings."""
-    environment = {
+def worker_environment(broker_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of a worker (or beat) on `broker_url`, sharing the test database and the test's settings."""
+    return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,  # the tests' settings: test-only apps too
+        # The tests' settings (test-only apps too); a settings override (live_server's) hides SETTINGS_MODULE.
+        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],
         "DATABASE_URL": _test_database_url(),
         "CELERY_BROKER_URL": broker_url,
         "CELERY_RESULT_BACKEND": broker_url,
@@ -131,9 +132,14 @@ def _start_worker(broker_url: str, name: str) -> WorkerProcess:
         # Retries and status queries of top-ups in tenths of a second instead of tens.
         "RECHARGE_RETRY_BASE_SECONDS": "0.2",
         "RECHARGE_QUERY_DELAY_SECONDS": "0.3",
+        **overrides,
     }
+
+
+def _start_worker(broker_url: str, name: str, **overrides: str) -> WorkerProcess:
+    """A real `celery worker` on `broker_url`, sharing the test database and the test's settings."""
     worker = WorkerProcess(
-        environment=environment,
+        environment=worker_environment(broker_url, **overrides),
         queues=[queue.name for queue in settings.CELERY_TASK_QUEUES],
         concurrency=2,
         log_path=LOG_DIR / f"{name}-{os.getpid()}.log",
@@ -153,13 +159,32 @@ def start_worker(transactional_db):
     """Start workers of the test's own, each on a given broker; every one still running is stopped at the end."""
     workers = []
 
-    def start(broker_url: str, name: str) -> WorkerProcess:
-        workers.append(_start_worker(broker_url, name))
+    def start(broker_url: str, name: str, **overrides: str) -> WorkerProcess:
+        workers.append(_start_worker(broker_url, name, **overrides))
         return workers[-1]
 
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def start_beat(transactional_db):
+    """Start a real `celery beat` on a given broker, with the project's schedule; stopped when the test ends."""
+    beats = []
+
+    def start(broker_url: str, name: str = "beat") -> BeatProcess:
+        beat = BeatProcess(
+            environment=worker_environment(broker_url),
+            log_path=LOG_DIR / f"{name}-{os.getpid()}.log",
+            schedule_path=ROOT / "var" / f"{name}-{os.getpid()}-schedule",
+        )
+        beats.append(beat.start())
+        return beat
+
+    yield start
+    for beat in beats:
+        beat.stop()
 
 
 class ServerProcess:

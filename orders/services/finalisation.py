@@ -4,6 +4,7 @@ orders to the payments app, from the chord callback or from the recovery job."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -63,8 +64,20 @@ def _results_problem(batch: Batch, results: list[dict[str, Any]]) -> str:
     return ""
 
 
-def batch_mark_dispatched(*, batch_id: UUID | str) -> list[int] | None:
-    """Record a dispatch and return the accepted row indexes to place, or None if placing is over."""
+@dataclass(frozen=True)
+class Dispatch:
+    """What one dispatch of a batch places."""
+
+    row_indexes: list[int]  # the accepted rows that have no outcome yet
+    complete: bool  # every accepted row is among them: the callback can check the whole order array
+
+
+def batch_mark_dispatched(*, batch_id: UUID | str) -> Dispatch | None:
+    """Record a dispatch and return the rows to place, or None if placing is over.
+
+    A re-dispatch (a killed worker, a lost chord) places only the rows still without an outcome: sending
+    every row of a 1,000-row batch again cost ~25 s of tasks that each answered "already placed".
+    """
     with locking.transaction():
         batch = locking.lock_first(Batch.objects.filter(pk=batch_id, status=Batch.Status.PLACING))
         if batch is None:
@@ -72,11 +85,12 @@ def batch_mark_dispatched(*, batch_id: UUID | str) -> list[int] | None:
         batch.dispatch_count += 1
         batch.dispatched_at = timezone.now()
         batch.save(update_fields=["dispatch_count", "dispatched_at", "updated_at"])
-        return list(
-            batch.rows.exclude(outcome=BatchRow.Outcome.REJECTED)
+        pending = list(
+            batch.rows.filter(outcome=BatchRow.Outcome.PENDING)
             .order_by("row_index")
             .values_list("row_index", flat=True)
         )
+        return Dispatch(row_indexes=pending, complete=len(pending) == batch.accepted_rows)
 
 
 def batch_recover(*, batch_id: UUID | str) -> bool:

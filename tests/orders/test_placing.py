@@ -33,3 +33,24 @@ def test_placing_a_settled_row_again_returns_the_same_outcome(user):
     assert first == again
     assert [r.ok for r in first] == [True, False] and first[1].code == "out_of_stock"
     assert Order.objects.filter(batch=batch).count() == 1
+
+
+def test_a_redispatch_places_only_the_rows_without_an_outcome(place_batch):
+    ProductFactory(sku="NUT", unit_price=Decimal("1.00"), stock=10)
+    batch = place_batch([{"kind": "goods", "sku": "NUT"}] * 5, place=[0, 3])
+
+    dispatch = services.batch_mark_dispatched(batch_id=batch.pk)
+
+    # a re-dispatch after a lost worker: rows 0 and 3 are placed and not sent again
+    assert dispatch.row_indexes == [1, 2, 4]
+    assert not dispatch.complete  # so its callback finishes the batch from the database
+
+
+def test_a_first_dispatch_places_every_accepted_row(place_batch):
+    ProductFactory(sku="BOLT", unit_price=Decimal("1.00"), stock=10)
+    batch = place_batch([{"kind": "goods", "sku": "BOLT"}] * 3, place=[])
+
+    dispatch = services.batch_mark_dispatched(batch_id=batch.pk)
+
+    assert dispatch.row_indexes == [0, 1, 2]
+    assert dispatch.complete

@@ -125,3 +125,44 @@ def test_too_many_requests_is_a_429_in_json_with_retry_after(api_client, setting
     assert_json_error(answers[2], 429, "throttled")
     # The sliding estimate still counts part of the last window's requests for up to half a window after it.
     assert 1 <= int(answers[2]["Retry-After"]) <= 90
+
+
+def _cut_this_process_database_connection(database_url: str) -> None:
+    """Terminate Django's connection from another session, as a database restart or failover would."""
+    import psycopg
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    with psycopg.connect(database_url, autocommit=True) as killer:
+        killer.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@pytest.mark.parametrize("path", ["/api/v1/batches/", "/payments/webhooks/sandbox/"])
+def test_a_dropped_database_connection_is_a_json_503_with_retry_after(client, user, test_database_url, path):
+    from django.conf import settings
+    from django.db import connection
+    from rest_framework.authtoken.models import Token
+
+    from payments import signing
+
+    token = Token.objects.create(user=user).key
+    body = json.dumps(
+        {"id": "evt_1", "type": "payment.succeeded", "data": {"reference": "none", "amount": "1.00", "currency": "CNY"}}
+    )
+    _cut_this_process_database_connection(test_database_url)
+    try:
+        response = client.post(
+            path,
+            body,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Token {token}",
+            HTTP_SANDBOX_SIGNATURE=signing.sign(settings.SANDBOX_WEBHOOK_SECRET, body.encode()),
+        )
+    finally:
+        connection.close()  # what Django does after a real request whose connection broke
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert response["Retry-After"] == "5"

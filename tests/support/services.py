@@ -38,8 +38,9 @@ class PrivateRedis:
     uses: the workers started on it consume every queue).
     """
 
-    def __init__(self, url: str | None = None):
+    def __init__(self, url: str | None = None, *, port: int | None = None):
         self.url = url or ""
+        self.port = port
         self.process: subprocess.Popen | None = None
 
     def start(self) -> str:
@@ -48,7 +49,7 @@ class PrivateRedis:
         server = shutil.which("redis-server")
         if server is None:
             raise ServiceError("redis-server is not on the PATH (apt-get install redis-server)")
-        port = free_port()
+        port = self.port = self.port or free_port()
         self.process = subprocess.Popen(
             [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
@@ -60,6 +61,12 @@ class PrivateRedis:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would: its queues are gone (it keeps nothing on disk)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
             self.process.wait(timeout=10)
 
     def __enter__(self) -> PrivateRedis:
@@ -174,6 +181,38 @@ class WorkerProcess:
         if self.process is None:
             return []
         return [self.process.pid, *self.children()]
+
+
+class BeatProcess:
+    """One real `celery -A config beat` process, with a schedule file of its own."""
+
+    def __init__(self, *, environment: Mapping[str, str], log_path: Path, schedule_path: Path):
+        self.environment = dict(environment)
+        self.log_path = Path(log_path)
+        self.schedule_path = Path(schedule_path)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> BeatProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.schedule_path.unlink(missing_ok=True)
+        command = [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO"]
+        command += ["--schedule", str(self.schedule_path)]
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
 
 def _process_parents():
