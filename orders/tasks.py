@@ -69,7 +69,7 @@ def recover_stuck_batches(timeout_seconds: int | None = None) -> dict[str, list[
     """Re-drive batches stuck in placing (periodic, Celery beat; also `manage.py recover_batches`).
 
     A batch whose rows all have an outcome is finished at once, through the same finalisation as
-    the callback; otherwise its chord is dispatched again, and rows already placed answer at once.
+    the callback; otherwise the rows still without an outcome are dispatched again.
     """
     timeout = timedelta(
         seconds=timeout_seconds if timeout_seconds is not None else settings.BATCH_PLACING_TIMEOUT_SECONDS
