@@ -229,17 +229,17 @@ PLAIN_HTTP_ON_LOOPBACK = {
 
 
 class WebProcess:
-    """The site as production serves it — gunicorn, DEBUG off — on a free loopback port, in plain HTTP.
+    """The site as production serves it — gunicorn, DEBUG off — on a loopback port, in plain HTTP.
 
-    `environment` says which database, Redis and secrets it uses. The port is chosen when the object is
-    made, so that a worker can be told where the site is (SITE_URL) before either starts.
+    `environment` says which database, Redis and secrets it uses. The port (a free one unless given) is
+    known before anything starts, so that a worker can be told where the site is (SITE_URL).
     """
 
-    def __init__(self, *, environment: Mapping[str, str], log_path: Path, workers: int = 1):
+    def __init__(self, *, environment: Mapping[str, str], log_path: Path, workers: int = 1, port: int | None = None):
         self.environment = {**environment, **PLAIN_HTTP_ON_LOOPBACK}
         self.log_path = Path(log_path)
         self.workers = workers
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
