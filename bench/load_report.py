@@ -1,0 +1,256 @@
+"""The load run's figures, from what the clients recorded, and the text `python -m bench.load` prints.
+
+"Within the run" means started (a request) or seen (a payment, a paid batch) before the duration ended:
+the rates and the "within the run" counts. Batches still in flight then are followed to the end; their
+requests count in the request times and the answers, and their journeys in the journey times and totals.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.load_clients import EXPECTED_STATUS, Answer, Journey
+
+PERCENTILES = (50, 95, 99)
+# Request kinds in the order of a journey, with what each one is.
+KINDS = {
+    "submit": "POST /api/v1/batches/",
+    "poll": "GET /api/v1/batches/{id}/",
+    "pay": "GET the pay URL (302 to the gateway)",
+    "gateway page": "GET the sandbox gateway's page",
+    "gateway pay": "POST Pay on it (302 back)",
+}
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else ordered * 99
+    return {**{f"p{p}": round(cuts[p - 1], 4) for p in PERCENTILES}, "max": round(ordered[-1], 4)}
+
+
+def figures(*, answers: list[Answer], journeys: list[Journey], started: float, end: float) -> dict[str, Any]:
+    duration = end - started
+    in_run = [answer for answer in answers if answer.started < end]
+
+    def requests(selected: list[Answer], everything: list[Answer]) -> dict[str, Any]:
+        # The rate counts the requests started within the run; the times and the statuses are of every
+        # request, those following the batches in flight included (a 5xx then counts as much).
+        return {
+            "count": len(selected),
+            "per_s": round(len(selected) / duration, 2),
+            "seconds": percentiles([answer.seconds for answer in everything]),
+            "statuses": dict(sorted(Counter(answer.status for answer in everything).items())),
+        }
+
+    by_kind = {
+        kind: requests([a for a in in_run if a.kind == kind], [a for a in answers if a.kind == kind]) for kind in KINDS
+    }
+    submitted = [journey for journey in journeys if journey.batch_id]
+    # (when it was submitted, when the client saw it happen) of each batch that got so far
+    payment_seen = [(j.submitted, j.payment_seen) for j in submitted if j.payment_seen is not None]
+    paid_seen = [(j.submitted, j.paid_seen) for j in submitted if j.paid_seen is not None]
+    return {
+        "duration_s": round(duration, 2),
+        "requests": {"all": requests(in_run, answers), **by_kind},
+        "batches": {
+            "submitted_in_run": sum(journey.submitted < end for journey in submitted),
+            "reached_payment_in_run": sum(seen <= end for _, seen in payment_seen),
+            "paid_in_run": sum(seen <= end for _, seen in paid_seen),
+            "submitted": len(submitted),
+            "paid": len(paid_seen),
+            "outcomes": dict(Counter(_outcome(journey) for journey in journeys)),
+        },
+        "submission_to_payment_s": percentiles([seen - submitted for submitted, seen in payment_seen]),
+        "submission_to_paid_s": percentiles([seen - submitted for submitted, seen in paid_seen]),
+        "answers_5xx": sum(answer.status >= 500 for answer in answers),
+        "no_answer": sum(answer.status == 0 for answer in answers),
+        "non_2xx_by_status": dict(sorted(Counter(a.status for a in answers if not 200 <= a.status < 300).items())),
+        "unexpected_answers": sum(answer.status != EXPECTED_STATUS[answer.kind] for answer in answers),
+        "first_unexpected": next((j.outcome for j in journeys if _outcome(j) == "unexpected answer"), ""),
+    }
+
+
+def _outcome(journey: Journey) -> str:
+    return journey.outcome if journey.outcome in ("paid", "failed", "unfinished") else "unexpected answer"
+
+
+def failures(document: dict[str, Any]) -> list[str]:
+    """Why the run fails, if it does: every one of these is a bug in the shop (or in this script)."""
+    found = []
+    if document["answers_5xx"]:
+        found.append(f"{document['answers_5xx']} answers 5xx")
+    if document["no_answer"]:
+        found.append(f"{document['no_answer']} requests without an answer")
+    if document["unexpected_answers"]:
+        found.append(f"{document['unexpected_answers']} answers the flow does not expect")
+    outcomes = document["batches"]["outcomes"]
+    found += [f"{outcomes[outcome]} batches {outcome}" for outcome in ("failed", "unfinished") if outcomes.get(outcome)]
+    if document["checker"]["exit_status"] != 0:
+        found.append("the invariant checker found violations")
+    return found
+
+
+# -- CPU ----------------------------------------------------------------------------------------------------
+
+
+class CpuMeter:
+    """CPU each part of the shop used over the run, in cores (CPU seconds per second of the run), from
+    /proc: the processes' user + system time, and the machine's busy time (every process on it, other
+    people's work on a shared machine included). PostgreSQL is its backends serving the run's database
+    (connections opened and closed within the run are missed, so it is a lower bound)."""
+
+    def __init__(self, *, web: Any, worker: Any, beat: Any, redis_pid: int):
+        self.parts = {
+            "gunicorn": web.pids,
+            "celery worker": worker.pids,
+            "celery beat": lambda: [beat.process.pid],
+            "redis": lambda: [redis_pid],
+            "postgresql": _backend_pids,
+        }
+        self._start: dict[str, dict[int, float]] = {}
+        self._start_machine = self._start_clients = 0.0
+
+    def start(self) -> None:
+        self._start = self._sample()
+        self._start_machine, self._start_clients = _machine_busy(), _own_cpu()
+
+    def stop(self, *, seconds: float) -> dict[str, float]:
+        now = self._sample()
+        used = {
+            part: sum(cpu - self._start[part].get(pid, 0.0) for pid, cpu in pids.items()) / seconds
+            for part, pids in now.items()
+        }
+        used["load clients (this process)"] = (_own_cpu() - self._start_clients) / seconds
+        used["machine, all processes"] = (_machine_busy() - self._start_machine) / seconds
+        return {part: round(cores, 2) for part, cores in used.items()}
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        return {part: {pid: _process_cpu(pid) for pid in pids()} for part, pids in self.parts.items()}
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _machine_busy() -> float:
+    with open("/proc/stat") as stat:
+        ticks = [int(value) for value in stat.readline().split()[1:]]
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks[:8]) - idle - iowait) / _TICKS
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _backend_pids() -> list[int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+# -- text ---------------------------------------------------------------------------------------------------
+
+
+def render(document: dict[str, Any]) -> str:
+    settings, batches = document["settings"], document["batches"]
+    machine = document["machine"]
+    lines = [
+        f"Batchpay load — {document['command']}",
+        f"{machine['nproc']} CPUs ({machine['cpu']}), {machine['memory_gib']} GiB, PostgreSQL {machine['postgresql']}, "
+        f"Redis {machine['redis']}, Python {machine['python']}, Django {machine['django']}, "
+        f"Celery {machine['celery']}",
+        f"Load average at start {_triple(machine['load_average_at_start'])}, "
+        f"at the end of the run {_triple(machine['load_average_at_end'])}",
+        f"Code: commit {document['code']['commit'] or 'unknown'}"
+        + (f" + {len(document['code']['uncommitted'])} uncommitted changes" if document["code"]["uncommitted"] else ""),
+        f"gunicorn {settings['web_workers']} workers (DEBUG=0), 1 Celery worker ({settings['worker_concurrency']} "
+        "processes) + beat, PostgreSQL and Redis of the run's own; API throttles lifted.",
+        f"{settings['clients']} clients for {settings['duration_s']:g} s, {settings['rows']}-row batches, "
+        f"polling every {settings['poll_interval_s']:g} s.",
+        "",
+        _request_table(document["requests"]),
+        "(count, per s: requests started within the run; times, answers: every request, those following the "
+        "batches in flight at the end included)",
+        "",
+        f"Requests/s: {document['requests']['all']['per_s']:g} in all, "
+        f"{document['requests']['submit']['per_s']:g} submissions.",
+        f"Batches within the run: {batches['submitted_in_run']} submitted, "
+        f"{batches['reached_payment_in_run']} reached their payment, {batches['paid_in_run']} paid. "
+        f"With those in flight at the end (followed for {document['drain_s']:g} s more): "
+        f"{batches['submitted']} submitted, {batches['paid']} paid; outcomes {_counts(batches['outcomes'])}.",
+        f"Submission → payment: {_p50_p95(document['submission_to_payment_s'])}; "
+        f"submission → paid: {_p50_p95(document['submission_to_paid_s'])} "
+        f"(as the clients saw them, to within a poll interval).",
+        f"5xx: {document['answers_5xx']}. Non-2xx by status: {_counts(document['non_2xx_by_status']) or 'none'} "
+        f"(the pay flow's redirects are 302); unexpected answers: {document['unexpected_answers']}; "
+        f"requests without an answer: {document['no_answer']}.",
+    ]
+    if document["first_unexpected"]:
+        lines.append(f"First unexpected answer: {document['first_unexpected']}")
+    lines += [
+        "CPU over the run, in cores: "
+        + ", ".join(f"{part} {cores:g}" for part, cores in document["cpu_cores"].items()),
+        f"Top-ups after the run: {_counts(document['top_ups']) or 'none'}.",
+        "",
+        f"Invariant checker (manage.py check_invariants, {document['checker']['seconds']:g} s, "
+        f"exit status {document['checker']['exit_status']}):",
+        *("  " + line for line in document["checker"]["output"].splitlines()),
+        "",
+        "OK" if document["ok"] else "FAILED: " + "; ".join(document["failures"]),
+    ]
+    return "\n".join(lines)
+
+
+def _request_table(requests: dict[str, Any]) -> str:
+    header = ["request", "count", "per s", *(f"p{p} s" for p in PERCENTILES), "max s", "answers"]
+    body = []
+    for kind, figures in requests.items():
+        seconds = figures["seconds"]
+        name = f"{kind}: {KINDS[kind]}" if kind in KINDS else kind
+        cells = [f"{seconds[key]:.3f}" if key in seconds else "–" for key in [*(f"p{p}" for p in PERCENTILES), "max"]]
+        body.append([name, str(figures["count"]), f"{figures['per_s']:g}", *cells, _counts(figures["statuses"])])
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            cell.ljust(width) if i in (0, 7) else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    return "\n".join([line(header), "|" + "|".join("-" * (width + 2) for width in widths) + "|", *map(line, body)])
+
+
+def _counts(counts: dict[Any, int]) -> str:
+    return ", ".join(f"{key} × {count}" for key, count in counts.items())
+
+
+def _p50_p95(figures: dict[str, float]) -> str:
+    if not figures:
+        return "none"
+    return f"p50 {figures['p50']:.2f} s, p95 {figures['p95']:.2f} s"
+
+
+def _triple(values: list[float]) -> str:
+    return ", ".join(f"{value:.2f}" for value in values)
