@@ -33,6 +33,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import load_report, report
 from bench.cli import (
     close_django_connections,
     code_version,
@@ -42,7 +43,7 @@ from bench.cli import (
     redis_version,
 )
 from bench.infra import LOG_DIR, WORKER_QUEUES, BenchDatabase, BenchError, service_environment
-from bench.load_clients import GAMES, GOODS, Client, Http
+from bench.load_clients import GAMES, GOODS, Client, Http, Journey
 from tests.support.services import ROOT, BeatProcess, PrivateRedis, ServiceError, WebProcess, WorkerProcess, free_port
 from tests.support.waiting import WaitTimeout, wait_until
 
@@ -65,6 +66,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--web-workers", type=positive_count, default=4, help="gunicorn workers (default 4)")
     parser.add_argument("--concurrency", type=positive_count, default=2, help="Celery pool processes (default 2)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs (kept anyway on failure)")
     return parser.parse_args(argv)
 
 
@@ -101,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for service in reversed(services):
             service.stop()
-            # Logs are kept only when something went wrong.
-            if document is not None and document["ok"]:
+            # Logs are kept when something went wrong, or when asked for.
+            if document is not None and document["ok"] and not args.keep_logs:
                 service.log_path.unlink(missing_ok=True)
             else:
                 print(f"bench.load: log kept: {service.log_path}", file=sys.stderr)
@@ -111,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         database.drop()
         shutil.rmtree(scratch, ignore_errors=True)
 
-    from bench.load_report import render
-
-    print(render(document))
+    print(load_report.render(document))
     if args.json:
         args.json.write_text(json.dumps(document, indent=2))
         print(f"\nJSON: {args.json}")
@@ -159,8 +159,6 @@ def run(
     services: list[WebProcess | WorkerProcess | BeatProcess],
     scratch: Path,
 ) -> dict:
-    from bench import load_report, report
-
     worker, beat, web = _start_shop(args, environment, port, services, scratch)
     _progress("warming up: one batch from submission to paid")
     warm_up = _client(args, web, tokens[0], 0, http=Http(), end=0, deadline=time.monotonic() + 60).journey()
@@ -179,10 +177,12 @@ def run(
     ]
     _progress(f"{args.clients} clients for {args.duration:g} s")
     cpu.start()
+    log_from = worker.log_path.stat().st_size
     for client in clients:
         client.start()
     time.sleep(max(0.0, end - time.monotonic()))
     cpu_used = cpu.stop(seconds=time.monotonic() - started)
+    worker_log = _read_lines(worker.log_path, start=log_from, end=worker.log_path.stat().st_size)
     machine["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
     _progress(f"following the batches in flight (at most {args.drain:g} s)")
     for client in clients:
@@ -192,12 +192,8 @@ def run(
     _progress("checking the invariants")
     checker = _check_invariants(environment)
 
-    document = load_report.figures(
-        answers=http.answers,
-        journeys=[journey for client in clients for journey in client.journeys],
-        started=started,
-        end=end,
-    )
+    journeys = [journey for client in clients for journey in client.journeys]
+    document = load_report.figures(answers=http.answers, journeys=journeys, started=started, end=end)
     document.update(
         command=args.command,
         started_at=started_at,
@@ -212,7 +208,9 @@ def run(
             "web_workers": args.web_workers,
             "worker_concurrency": args.concurrency,
         },
-        cpu_cores=cpu_used,
+        cpu=cpu_used,
+        worker=load_report.worker_tasks(worker_log, seconds=args.duration, concurrency=args.concurrency),
+        server_s=_server_times(journeys),
         drain_s=round(drained, 2),
         top_ups=top_ups,
         checker=checker,
@@ -268,6 +266,34 @@ def _client(
 
 def _progress(message: str) -> None:
     print(f"bench.load: {message}", file=sys.stderr, flush=True)
+
+
+def _read_lines(path: Path, *, start: int, end: int) -> str:
+    """The whole lines written to `path` between two sizes of it."""
+    with open(path, "rb") as log:
+        log.seek(start)
+        text = log.read(end - start)
+    return text[: text.rfind(b"\n") + 1].decode(errors="replace")
+
+
+def _server_times(journeys: list[Journey]) -> dict[str, dict[str, float]]:
+    """The server's side of a journey, from the database: placing (the batch recorded → placing finished,
+    i.e. its rows waiting in the placing queue and placed, and the callback) and the notification's trip
+    (Pay answered → the payment recorded as paid: the gateway's delivery task waiting in the queue, its
+    request to the webhook, the webhook)."""
+    from payments.models import Payment
+
+    pay_answered = {journey.batch_id: journey.pay_answered_at for journey in journeys if journey.pay_answered_at}
+    payments = Payment.objects.filter(batch_id__in=[journey.batch_id for journey in journeys if journey.batch_id])
+    placing, notification = [], []
+    for batch_id, created, placed, paid in payments.values_list(
+        "batch_id", "batch__created_at", "batch__placed_at", "paid_at"
+    ):
+        if placed is not None:  # a batch with a payment has finished placing
+            placing.append((placed - created).total_seconds())
+        if paid is not None and str(batch_id) in pay_answered:
+            notification.append(paid.timestamp() - pay_answered[str(batch_id)])
+    return {"placing": load_report.percentiles(placing), "notification": load_report.percentiles(notification)}
 
 
 def _redis_pid(url: str) -> int:

@@ -110,6 +110,8 @@ class Journey:
     submitted: float
     batch_id: str = ""
     payment_seen: float | None = None
+    # Wall-clock (time.time()) when Pay had answered: the server's paid_at is on the same clock.
+    pay_answered_at: float | None = None
     paid_seen: float | None = None
     # paid, failed (no row was placed), unfinished (the deadline came first) or the unexpected answer.
     outcome: str = ""
@@ -171,6 +173,7 @@ class Client(threading.Thread):
         journey.payment_seen = time.monotonic()
 
         pay_as_a_shopper(self.http, batch["payment"]["pay_url"])
+        journey.pay_answered_at = time.time()
 
         if self._poll(batch_url, lambda batch: batch["status"] == "paid") is None:
             return "unfinished"

@@ -8,6 +8,7 @@ requests count in the request times and the answers, and their journeys in the j
 from __future__ import annotations
 
 import os
+import re
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -96,14 +97,37 @@ def failures(document: dict[str, Any]) -> list[str]:
     return found
 
 
+# -- the worker's time --------------------------------------------------------------------------------------
+
+# Celery logs the run time of the tasks that succeed only (a retry or a failure is logged without it).
+TASK_DONE = re.compile(r"Task ([\w.]+)\[[^\]]+\] succeeded in ([0-9.eE+-]+)s")
+
+
+def worker_tasks(log: str, *, seconds: float, concurrency: int) -> dict[str, Any]:
+    """What the worker's pool spent its time on, from its log over the run (`Task <name>[<id>] succeeded in
+    <seconds>s`): per task, how many succeeded and their pool seconds (wall time in a pool process, waits
+    for the database, the broker, HTTP and the CPU included); and the share of the pool's time so spent."""
+    tasks: dict[str, dict[str, float]] = {}
+    for name, task_seconds in TASK_DONE.findall(log):
+        task = tasks.setdefault(name, {"count": 0, "pool_s": 0.0})
+        task["count"] += 1
+        task["pool_s"] += float(task_seconds)
+    ranked = sorted(tasks.items(), key=lambda item: -item[1]["pool_s"])
+    return {
+        "tasks": {name: {"count": int(t["count"]), "pool_s": round(t["pool_s"], 2)} for name, t in ranked},
+        "pool_busy": round(sum(t["pool_s"] for t in tasks.values()) / (seconds * concurrency), 3),
+    }
+
+
 # -- CPU ----------------------------------------------------------------------------------------------------
 
 
 class CpuMeter:
-    """CPU each part of the shop used over the run, in cores (CPU seconds per second of the run), from
-    /proc: the processes' user + system time, and the machine's busy time (every process on it, other
-    people's work on a shared machine included). PostgreSQL is its backends serving the run's database
-    (connections opened and closed within the run are missed, so it is a lower bound)."""
+    """What each part of the shop got of the CPUs over the run, in cores (seconds per second of the run): time
+    on a CPU, and time ready to run but waiting for a CPU (every thread's /proc/<pid>/task/*/schedstat) — on
+    a shared machine the second says how much the others' work slowed this run. And the machine's busy time
+    (every process on it). PostgreSQL is its backends serving the run's database (connections opened and
+    closed within the run are missed, so it is a lower bound)."""
 
     def __init__(self, *, web: Any, worker: Any, beat: Any, redis_pid: int):
         self.parts = {
@@ -112,51 +136,47 @@ class CpuMeter:
             "celery beat": lambda: [beat.process.pid],
             "redis": lambda: [redis_pid],
             "postgresql": _backend_pids,
+            "load clients": lambda: [os.getpid()],
         }
-        self._start: dict[str, dict[int, float]] = {}
-        self._start_machine = self._start_clients = 0.0
+        self._start: dict[str, dict[int, tuple[float, float]]] = {}
+        self._start_machine = 0.0
 
     def start(self) -> None:
         self._start = self._sample()
-        self._start_machine, self._start_clients = _machine_busy(), _own_cpu()
+        self._start_machine = _machine_busy()
 
-    def stop(self, *, seconds: float) -> dict[str, float]:
+    def stop(self, *, seconds: float) -> dict[str, Any]:
         now = self._sample()
-        used = {
-            part: sum(cpu - self._start[part].get(pid, 0.0) for pid, cpu in pids.items()) / seconds
-            for part, pids in now.items()
-        }
-        used["load clients (this process)"] = (_own_cpu() - self._start_clients) / seconds
-        used["machine, all processes"] = (_machine_busy() - self._start_machine) / seconds
-        return {part: round(cores, 2) for part, cores in used.items()}
+        used: dict[str, Any] = {"on_cpu": {}, "waiting_for_cpu": {}}
+        for part, pids in now.items():
+            before = self._start[part]
+            for index, figure in enumerate(("on_cpu", "waiting_for_cpu")):
+                total = sum(times[index] - before.get(pid, (0.0, 0.0))[index] for pid, times in pids.items())
+                used[figure][part] = round(total / seconds, 2)
+        used["machine_busy"] = round((_machine_busy() - self._start_machine) / seconds, 2)
+        return used
 
-    def _sample(self) -> dict[str, dict[int, float]]:
-        return {part: {pid: _process_cpu(pid) for pid in pids()} for part, pids in self.parts.items()}
-
-
-_TICKS = os.sysconf("SC_CLK_TCK")
+    def _sample(self) -> dict[str, dict[int, tuple[float, float]]]:
+        return {part: {pid: _scheduled(pid) for pid in pids()} for part, pids in self.parts.items()}
 
 
-def _process_cpu(pid: int) -> float:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    # Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+def _scheduled(pid: int) -> tuple[float, float]:
+    """Seconds a process's threads have run, and have waited to run (schedstat: run ns, wait ns, slices)."""
+    ran = waited = 0
+    for thread in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            run_ns, wait_ns, _ = thread.read_text().split()
+        except (OSError, ValueError):
+            continue  # the thread ended meanwhile
+        ran, waited = ran + int(run_ns), waited + int(wait_ns)
+    return ran / 1e9, waited / 1e9
 
 
 def _machine_busy() -> float:
     with open("/proc/stat") as stat:
         ticks = [int(value) for value in stat.readline().split()[1:]]
     idle, iowait = ticks[3], ticks[4]
-    return (sum(ticks[:8]) - idle - iowait) / _TICKS
-
-
-def _own_cpu() -> float:
-    times = os.times()
-    return times.user + times.system
+    return (sum(ticks[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
 
 
 def _backend_pids() -> list[int]:
@@ -208,9 +228,17 @@ def render(document: dict[str, Any]) -> str:
     ]
     if document["first_unexpected"]:
         lines.append(f"First unexpected answer: {document['first_unexpected']}")
+    server, worker, cpu = document["server_s"], document["worker"], document["cpu"]
     lines += [
-        "CPU over the run, in cores: "
-        + ", ".join(f"{part} {cores:g}" for part, cores in document["cpu_cores"].items()),
+        f"Server side: placing (batch recorded → placed) {_p50_p95(server['placing'])}; the notification "
+        f"(Pay answered → payment paid) {_p50_p95(server['notification'])}.",
+        f"Worker pool busy {worker['pool_busy']:.0%} of {settings['worker_concurrency']} processes × "
+        f"{settings['duration_s']:g} s; pool seconds by task (count): "
+        + ", ".join(f"{name.rsplit('.', 1)[-1]} {t['pool_s']:g} ({t['count']})" for name, t in worker["tasks"].items())
+        + ".",
+        "CPU over the run, in cores, on a CPU / waiting for one: "
+        + ", ".join(f"{part} {cores:g} / {cpu['waiting_for_cpu'][part]:g}" for part, cores in cpu["on_cpu"].items())
+        + f"; the machine busy {cpu['machine_busy']:g} of {machine['nproc']} (every process on it).",
         f"Top-ups after the run: {_counts(document['top_ups']) or 'none'}.",
         "",
         f"Invariant checker (manage.py check_invariants, {document['checker']['seconds']:g} s, "
