@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import statistics
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -122,54 +123,79 @@ def worker_tasks(log: str, *, seconds: float, concurrency: int) -> dict[str, Any
 # -- CPU ----------------------------------------------------------------------------------------------------
 
 
-class CpuMeter:
+class CpuMeter(threading.Thread):
     """What each part of the shop got of the CPUs over the run, in cores (seconds per second of the run): time
     on a CPU, and time ready to run but waiting for a CPU (every thread's /proc/<pid>/task/*/schedstat) — on
     a shared machine the second says how much the others' work slowed this run. And the machine's busy time
-    (every process on it). PostgreSQL is its backends serving the run's database (connections opened and
-    closed within the run are missed, so it is a lower bound)."""
+    (every process on it). Sampled every second, so that a process that ends within the run (a database
+    connection closed after its maximum age) is counted up to its last sample."""
 
     def __init__(self, *, web: Any, worker: Any, beat: Any, redis_pid: int):
+        super().__init__(name="cpu-meter", daemon=True)
         self.parts = {
             "gunicorn": web.pids,
             "celery worker": worker.pids,
             "celery beat": lambda: [beat.process.pid],
             "redis": lambda: [redis_pid],
+            # The backends serving the run's database.
             "postgresql": _backend_pids,
             "load clients": lambda: [os.getpid()],
         }
-        self._start: dict[str, dict[int, tuple[float, float]]] = {}
-        self._start_machine = 0.0
+        self._first: dict[str, dict[int, tuple[float, float]]] = {}
+        self._last: dict[str, dict[int, tuple[float, float]]] = {part: {} for part in self.parts}
+        self._stopping = threading.Event()
+        self._machine_first = 0.0
 
     def start(self) -> None:
-        self._start = self._sample()
-        self._start_machine = _machine_busy()
+        self._first = self._sample()
+        self._machine_first = _machine_busy()
+        super().start()
+
+    def run(self) -> None:
+        # Its own database connection (Django's are per thread), closed when it stops.
+        from django.db import connection
+
+        try:
+            while not self._stopping.wait(1.0):
+                self._sample()
+        finally:
+            connection.close()
 
     def stop(self, *, seconds: float) -> dict[str, Any]:
-        now = self._sample()
+        self._stopping.set()
+        self.join()
+        self._sample()
         used: dict[str, Any] = {"on_cpu": {}, "waiting_for_cpu": {}}
-        for part, pids in now.items():
-            before = self._start[part]
+        for part, pids in self._last.items():
+            # A process first seen after the start began within the run: all of its time counts.
+            first = self._first[part]
             for index, figure in enumerate(("on_cpu", "waiting_for_cpu")):
-                total = sum(times[index] - before.get(pid, (0.0, 0.0))[index] for pid, times in pids.items())
+                total = sum(times[index] - first.get(pid, (0.0, 0.0))[index] for pid, times in pids.items())
                 used[figure][part] = round(total / seconds, 2)
-        used["machine_busy"] = round((_machine_busy() - self._start_machine) / seconds, 2)
+        used["machine_busy"] = round((_machine_busy() - self._machine_first) / seconds, 2)
         return used
 
     def _sample(self) -> dict[str, dict[int, tuple[float, float]]]:
-        return {part: {pid: _scheduled(pid) for pid in pids()} for part, pids in self.parts.items()}
+        sample: dict[str, dict[int, tuple[float, float]]] = {}
+        for part, pids in self.parts.items():
+            times = {pid: _scheduled(pid) for pid in pids()}
+            sample[part] = {pid: scheduled for pid, scheduled in times.items() if scheduled is not None}
+            self._last[part].update(sample[part])
+        return sample
 
 
-def _scheduled(pid: int) -> tuple[float, float]:
-    """Seconds a process's threads have run, and have waited to run (schedstat: run ns, wait ns, slices)."""
+def _scheduled(pid: int) -> tuple[float, float] | None:
+    """Seconds a process's threads have run, and have waited to run (schedstat: run ns, wait ns, slices);
+    None if the process has ended."""
     ran = waited = 0
+    threads = 0
     for thread in Path(f"/proc/{pid}/task").glob("*/schedstat"):
         try:
             run_ns, wait_ns, _ = thread.read_text().split()
         except (OSError, ValueError):
             continue  # the thread ended meanwhile
-        ran, waited = ran + int(run_ns), waited + int(wait_ns)
-    return ran / 1e9, waited / 1e9
+        ran, waited, threads = ran + int(run_ns), waited + int(wait_ns), threads + 1
+    return (ran / 1e9, waited / 1e9) if threads else None
 
 
 def _machine_busy() -> float:
