@@ -8,7 +8,8 @@ loop for `--duration` seconds: submit a batch of `--rows` rows, poll it until it
 it at the sandbox gateway as a shopper would, poll it until it is paid. When the time is up no new batch is
 submitted and those in flight are followed to the end (at most `--drain` seconds), then the invariant checker
 (`manage.py check_invariants`) runs on the database. Exit status 1 on any 5xx, any other answer the flow does
-not expect (or no answer), any batch left unfinished, or any invariant violated; 2 when it could not run.
+not expect (or no answer), any batch failed or left unfinished, or any invariant violated; 2 when it could
+not run (a service did not start, the warm-up batch did not get paid).
 
 The API's per-user and batch-submission throttles are lifted (bench.infra.service_environment): each client
 is one integrator sending a request every poll interval, which production's 600/minute per user would allow,
