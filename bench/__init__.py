@@ -14,4 +14,9 @@ Modules: `infra` holds the benchmark's own database and environment and reads th
 (imports no Django; the private Redis and the worker process are the test suite's, `tests.support`),
 `measure` takes the figures, `report` prints the table and writes the JSON, `tasks` holds the no-op
 tasks of the floor, `profiling` runs pyinstrument over the placing path, `cli` ties them together.
+
+Beside it: `python -m bench.invariants` times the invariant checker on a large shop (docs/invariants.md), and
+`python -m bench.load` runs concurrent API clients that submit, pay and follow batches against gunicorn, a
+worker and beat (`load` starts them, `load_clients` are the clients, `load_report` the figures;
+docs/reliability.md).
 """

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     try:
         database.create()
         environment = service_environment(database_url=database.url, redis_url=redis_server.start())
-        _configure_django(environment)
+        configure_django(environment)
         worker = BenchWorker(environment=environment, concurrency=args.workers)
         document = _run(args, database, redis_server.url, worker)
     except (BenchError, ServiceError, WaitTimeout) as error:
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
                 worker.log_path.unlink(missing_ok=True)
             else:
                 print(f"bench: the worker's log is {worker.log_path}", file=sys.stderr)
-        _close_django_connections()
+        close_django_connections()
         redis_server.stop()
         database.drop()
 
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def _configure_django(environment: dict[str, str]) -> None:
+def configure_django(environment: dict[str, str]) -> None:
     """This process becomes a production web process on the benchmark's services."""
     for name in [name for name in os.environ if name.startswith("CELERY_")]:
         del os.environ[name]
@@ -118,8 +118,8 @@ def _run(args, database: BenchDatabase, redis_url: str, worker: BenchWorker) -> 
     document = {
         "command": args.command,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": report.machine(postgres_version=_postgres_version(), redis_version=_redis_version(redis_url)),
-        "code": _code_version(),
+        "machine": report.machine(postgres_version=postgres_version(), redis_version=redis_version(redis_url)),
+        "code": code_version(),
         "settings": {
             "rows": args.rows,
             "repeat": args.repeat,
@@ -144,7 +144,7 @@ def _run(args, database: BenchDatabase, redis_url: str, worker: BenchWorker) -> 
     return document
 
 
-def _code_version() -> dict:
+def code_version() -> dict:
     """Which code was measured: the commit, and the files changed since it."""
 
     def git(*args) -> str:
@@ -156,7 +156,7 @@ def _code_version() -> dict:
     return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted": git("status", "--porcelain").splitlines()}
 
 
-def _postgres_version() -> str:
+def postgres_version() -> str:
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -164,13 +164,13 @@ def _postgres_version() -> str:
         return cursor.fetchone()[0].split()[0]
 
 
-def _redis_version(url: str) -> str:
+def redis_version(url: str) -> str:
     import redis
 
     return redis.Redis.from_url(url).info("server")["redis_version"]
 
 
-def _close_django_connections() -> None:
+def close_django_connections() -> None:
     if "django.db" in sys.modules:
         from django.db import connections
 

@@ -9,16 +9,13 @@ The services themselves are in tests/support, shared with the benchmark.
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from config.celery import app as celery_app
-from tests.support.services import BeatProcess, PrivateRedis, ServiceError, WorkerProcess, free_port
+from tests.support.services import BeatProcess, PrivateRedis, ServiceError, WebProcess, WorkerProcess, free_port
 from tests.support.waiting import wait_until as poll_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,7 +184,7 @@ def start_beat(transactional_db):
         beat.stop()
 
 
-class ServerProcess:
+class ServerProcess(WebProcess):
     """The site as production runs it — gunicorn, DEBUG off — on the test database and this run's Redis.
 
     Rows a test wants the server to see must be committed (use it with `transactional_db`).
@@ -197,70 +194,29 @@ class ServerProcess:
         db_settings = settings.DATABASES["default"]
         if db_settings["ENGINE"] != "django.db.backends.postgresql":
             pytest.skip("the live server tests need PostgreSQL (DATABASE_URL=postgres://...)")
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = LOG_DIR / f"{name}-{os.getpid()}.log"
-        env = {
-            **os.environ,
-            "DEBUG": "0",
-            "SECRET_KEY": settings.SECRET_KEY,
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "DATABASE_URL": _database_url(db_settings),
-            "DATABASE_CONN_MAX_AGE": "0",
-            "REDIS_URL": settings.REDIS_URL,
-            "CELERY_BROKER_URL": settings.REDIS_URL,
-            "CELERY_RESULT_BACKEND": settings.REDIS_URL,
-            "SANDBOX_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET,
-            # Plain HTTP on the loopback: no TLS redirect, cookies without the Secure flag.
-            "SECURE_SSL_REDIRECT": "0",
-            "SESSION_COOKIE_SECURE": "0",
-            "CSRF_COOKIE_SECURE": "0",
-            "SECURE_HSTS_SECONDS": "0",
-            **(environment or {}),
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(workers),
-            "--access-logfile",
-            "-",
-        ]
-        with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        super().__init__(
+            environment={
+                **os.environ,
+                "SECRET_KEY": settings.SECRET_KEY,
+                "DATABASE_URL": _database_url(db_settings),
+                "DATABASE_CONN_MAX_AGE": "0",
+                "REDIS_URL": settings.REDIS_URL,
+                "CELERY_BROKER_URL": settings.REDIS_URL,
+                "CELERY_RESULT_BACKEND": settings.REDIS_URL,
+                "SANDBOX_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET,
+                **(environment or {}),
+            },
+            log_path=LOG_DIR / f"{name}-{os.getpid()}.log",
+            workers=workers,
+        )
+        self.start()
 
-    def wait_ready(self):
-        import urllib.request
-
-        def answers() -> bool:
-            if self.process.poll() is not None:
-                return True
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/schema/", timeout=2) as response:
-                    return response.status == 200
-            except OSError:
-                return False
-
-        poll_until(answers, timeout=60, what=f"gunicorn on {self.url}")
-        if self.process.poll() is not None:
-            pytest.fail(f"gunicorn exited at start:\n{self.log_path.read_text()[-3000:]}")
+    def wait_ready(self, timeout: float = 60) -> "ServerProcess":
+        try:
+            super().wait_ready(timeout)
+        except ServiceError as error:
+            pytest.fail(str(error))
         return self
-
-    def stop(self):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
-"""The services a test run or a benchmark run starts for itself: a private redis-server and real
-`celery worker` processes. Each is created by its owner and removed by it; nothing it did not create
-is touched.
+"""The services a test run or a benchmark run starts for itself: a private redis-server, real
+`celery worker` and `celery beat` processes and the site under gunicorn. Each is created by its owner and
+removed by it; nothing it did not create is touched.
 """
 
 from __future__ import annotations
@@ -213,6 +213,88 @@ class BeatProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+# What the site needs to serve plain HTTP on the loopback with no TLS proxy in front: no redirect to HTTPS,
+# cookies without the Secure flag (a client would not send them back over HTTP, and the gateway's Pay form
+# needs its CSRF cookie).
+PLAIN_HTTP_ON_LOOPBACK = {
+    "DEBUG": "0",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "SECURE_SSL_REDIRECT": "0",
+    "SESSION_COOKIE_SECURE": "0",
+    "CSRF_COOKIE_SECURE": "0",
+    "SECURE_HSTS_SECONDS": "0",
+}
+
+
+class WebProcess:
+    """The site as production serves it — gunicorn, DEBUG off — on a loopback port, in plain HTTP.
+
+    `environment` says which database, Redis and secrets it uses. The port (a free one unless given) is
+    known before anything starts, so that a worker can be told where the site is (SITE_URL).
+    """
+
+    def __init__(self, *, environment: Mapping[str, str], log_path: Path, workers: int = 1, port: int | None = None):
+        self.environment = {**environment, **PLAIN_HTTP_ON_LOOPBACK}
+        self.log_path = Path(log_path)
+        self.workers = workers
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> WebProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}"]
+        command += ["--workers", str(self.workers), "--access-logfile", "-"]
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=self.environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> WebProcess:
+        import urllib.request
+
+        def answers() -> bool:
+            if not self.is_running():
+                return True
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/schema/", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_until(answers, timeout=timeout, what=f"gunicorn on {self.url} (log {self.log_path})")
+        if not self.is_running():
+            raise ServiceError(f"gunicorn exited at start (log {self.log_path}):\n{self.log_text()[-3000:]}")
+        return self
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def pids(self) -> list[int]:
+        """The master's and its workers' ids."""
+        if self.process is None:
+            return []
+        return [self.process.pid, *(pid for pid, parent in _process_parents() if parent == self.process.pid)]
+
+    def stop(self, timeout: float = 20) -> None:
+        if not self.is_running():
+            return
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
 
 def _process_parents():
