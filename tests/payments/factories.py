@@ -33,7 +33,8 @@ BATCH_STATUS_OF_PAYMENT = {
     Payment.Status.REFUNDED: Batch.Status.PAID,
     Payment.Status.EXPIRED: Batch.Status.EXPIRED,
     Payment.Status.CANCELLED: Batch.Status.CANCELLED,
-    Payment.Status.FAILED: Batch.Status.CANCELLED,  # declined at the gateway: the batch is cancelled
+    # Declined before payments took attempts (a decline then cancelled the batch); now one leaves it payable.
+    Payment.Status.FAILED: Batch.Status.CANCELLED,
 }
 PAID = {Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED}
 
