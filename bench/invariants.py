@@ -121,10 +121,10 @@ def fill(*, orders: int, rows_per_batch: int) -> None:
     FILL is doubled: the statements take named parameters).
 
     Batch b has status paid (6 in 10), awaiting payment (2 in 10), expired or cancelled; 3 orders in 10
-    are mobile top-ups, the rest goods, half of them of tracked stock. In paid batches one order in 97 was
-    refunded (a top-up that failed for good, or goods given back by staff); one expired batch in 2 was paid
-    at the gateway too late and refunded whole. Every third batch of ten has a row that failed. Status
-    audit rows are left out: no check reads them.
+    are mobile top-ups, the rest goods, half of them of tracked stock. Each payment has one attempt. In paid
+    batches one order in 97 was refunded (a top-up that failed for good, or goods given back by staff); one
+    expired batch in 2 was paid at the gateway too late and its attempt refunded whole. Every third batch of
+    ten has a row that failed. Status audit rows are left out: no check reads them.
     """
     from django.db import connection, transaction
 
@@ -178,35 +178,51 @@ FILL = [
     UNION ALL
     SELECT placed, 'goods', '{}'::jsonb, 'failed', '{}'::jsonb, '{}'::jsonb, 'out_of_stock', 'out of stock', now(), id
     FROM bench_batch WHERE failed = 1""",
-    """INSERT INTO payments_payment (amount, refunded_amount, currency, status, provider, reference, gateway_url,
+    """INSERT INTO payments_payment (amount, refunded_amount, currency, status, reference,
         needs_attention, attention_note, paid_at, expires_at, created_at, updated_at, batch_id, owner_id)
-    SELECT o.amount, CASE WHEN b.paid_too_late THEN o.amount ELSE o.refunded END, 'CNY',
+    SELECT o.amount, o.refunded, 'CNY',
         CASE b.status WHEN 'paid' THEN CASE WHEN o.refunded = 0 THEN 'succeeded'
                                             WHEN o.refunded = o.amount THEN 'refunded'
                                             ELSE 'partially_refunded' END
                       WHEN 'awaiting_payment' THEN 'pending' ELSE b.status END,
-        'sandbox', 'pay_bench_' || b.b, '', b.paid_too_late, '',
+        'pay_bench_' || b.b, b.paid_too_late, '',
         CASE WHEN b.status = 'paid' THEN now() END, now() + interval '30 minutes', now(), now(), b.id, b.owner_id
     FROM bench_batch b JOIN (
         SELECT batch_id, SUM(amount) AS amount, COALESCE(SUM(amount) FILTER (WHERE status = 'refunded'), 0) AS refunded
         FROM orders_order GROUP BY batch_id) o ON o.batch_id = b.id""",
+    # One attempt per payment: the one that paid it, the one paid too late (refunded whole), one still open,
+    # or one closed with its payment.
+    """INSERT INTO payments_paymentattempt (provider, method, reference, amount, currency, expires_at, status,
+        transaction_id, redirect_url, qr_text, refunded_amount, needs_attention, attention_note, created_at,
+        updated_at, payment_id)
+    SELECT 'sandbox', 'page', 'pa_bench_' || p.id, p.amount, 'CNY', p.expires_at,
+        CASE WHEN b.paid_too_late THEN 'unhonoured' WHEN b.status = 'paid' THEN 'succeeded'
+             WHEN b.status = 'awaiting_payment' THEN 'open' ELSE 'closed' END,
+        '', '', '', CASE WHEN b.paid_too_late THEN p.amount ELSE p.refunded_amount END, b.paid_too_late, '',
+        now(), now(), p.id
+    FROM payments_payment p JOIN bench_batch b ON b.id = p.batch_id""",
     """INSERT INTO payments_paymentallocation (amount, order_id, payment_id)
     SELECT o.amount, o.id, p.id FROM orders_order o JOIN payments_payment p ON p.batch_id = o.batch_id""",
     """INSERT INTO payments_gatewayevent (provider, event_id, type, payload, outcome, needs_attention, received_at,
-        payment_id)
+        payment_id, attempt_id)
     SELECT 'sandbox', 'evt_bench_' || p.id, 'payment.succeeded', '{}', 'payment succeeded; orders paid',
-        b.paid_too_late, now(), p.id
+        b.paid_too_late, now(), p.id, a.id
     FROM payments_payment p JOIN bench_batch b ON b.id = p.batch_id
+        JOIN payments_paymentattempt a ON a.payment_id = p.id
     WHERE b.status = 'paid' OR b.paid_too_late""",
-    """INSERT INTO payments_refund (amount, status, reason, provider_reference, created_at, updated_at, order_id,
-        payment_id, reference, kind)
-    SELECT o.amount, 'succeeded', '', 're_bench_' || o.id, now(), now(), o.id, a.payment_id, 'rfd_bench_' || o.id,
-        'share'
-    FROM orders_order o JOIN payments_paymentallocation a ON a.order_id = o.id WHERE o.status = 'refunded'
+    """INSERT INTO payments_refund (amount, status, reason, provider_reference, requested_at, created_at, updated_at,
+        order_id, payment_id, attempt_id, reference, kind)
+    SELECT o.amount, 'succeeded', '', 're_bench_' || o.id, now(), now(), now(), o.id, a.payment_id, t.id,
+        'rfd_bench_' || o.id, 'share'
+    FROM orders_order o JOIN payments_paymentallocation a ON a.order_id = o.id
+        JOIN payments_paymentattempt t ON t.payment_id = a.payment_id
+    WHERE o.status = 'refunded'
     UNION ALL
-    SELECT p.amount, 'succeeded', '', 're_bench_p' || p.id, now(), now(), NULL, p.id, 'rfd_bench_p' || p.id,
-        'unhonoured'
-    FROM payments_payment p JOIN bench_batch b ON b.id = p.batch_id WHERE b.paid_too_late""",
+    SELECT p.amount, 'succeeded', '', 're_bench_p' || p.id, now(), now(), now(), NULL, p.id, t.id,
+        'rfd_bench_p' || p.id, 'unhonoured'
+    FROM payments_payment p JOIN bench_batch b ON b.id = p.batch_id
+        JOIN payments_paymentattempt t ON t.payment_id = p.id
+    WHERE b.paid_too_late""",
     """INSERT INTO recharge_fulfilment (status, attempts, extra_attempts, queries, upstream_reference, last_error,
         created_at, updated_at, order_id)
     SELECT CASE WHEN status = 'fulfilled' THEN 'succeeded' ELSE 'failed' END, 1, 0, 0, 'up_bench_' || id, '', now(),

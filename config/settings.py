@@ -294,6 +294,7 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "orders.models.Order.Status",
         "BatchRowOutcomeEnum": "orders.models.BatchRow.Outcome",
         "PaymentStatusEnum": "payments.models.Payment.Status",
+        "PaymentAttemptStatusEnum": "payments.models.PaymentAttempt.Status",
     },
 }
 
@@ -417,7 +418,6 @@ BATCH_MAX_DISPATCHES = env.int("BATCH_MAX_DISPATCHES", default=3)
 PAYMENT_EXPIRY_MINUTES = env.int("PAYMENT_EXPIRY_MINUTES", default=30)
 # Where people and gateways reach this site; gateways are given URLs under it to call back.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
-PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="sandbox")
 # A payment still pending after this long is checked with the gateway, in case a notification was lost.
 PAYMENT_RECONCILE_AFTER_MINUTES = env.int("PAYMENT_RECONCILE_AFTER_MINUTES", default=5)
 SANDBOX_WEBHOOK_SECRET = _secret("SANDBOX_WEBHOOK_SECRET", "dev-only-sandbox-webhook-secret")

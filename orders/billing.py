@@ -37,6 +37,8 @@ class Bill:
     currency: str
     pay_url: str
     expires_at: datetime | None
+    # The shopper's latest try at paying was declined; while the bill is unpaid they may try again.
+    declined: bool = False
 
     @property
     def net_amount(self) -> Decimal:

@@ -6,6 +6,7 @@ these helpers inside `transaction()`, and each model states its place in the ord
     10  orders.Batch
     20  orders.BatchRow
     30  payments.Payment          (the batch's merged payment)
+    35  payments.PaymentAttempt   (the tries at paying it, on one rail each)
     40  orders.Order              (many at once, by primary key)
     50  records kept per order by the apps above: refunds, and the like
     90  orders.OutboxMessage      (work promised by a commit, claimed by the publisher alone)

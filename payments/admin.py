@@ -7,11 +7,52 @@ from django.utils.translation import ngettext
 
 from orders import registry
 from orders.admin import StatusChangeInline
-from payments.models import GatewayEvent, Payment, PaymentAllocation, PaymentStatusChange, Refund, RefundStatusChange
+from payments.models import (
+    GatewayEvent,
+    Payment,
+    PaymentAllocation,
+    PaymentAttempt,
+    PaymentAttemptStatusChange,
+    PaymentStatusChange,
+    Refund,
+    RefundStatusChange,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+ATTEMPT_INLINE_FIELDS = (
+    "reference",
+    "provider",
+    "method",
+    "status",
+    "amount",
+    "refunded_amount",
+    "transaction_id",
+    "needs_attention",
+    "attention_note",
+    "created_at",
+)
+
+
+class AttemptInline(admin.TabularInline):
+    """Every try at paying the payment, read-only. How the shopper was sent to pay (a URL, a QR code's text)
+    is left out: it says nothing staff need, and nothing secret is shown here."""
+
+    model = PaymentAttempt
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = readonly_fields = ATTEMPT_INLINE_FIELDS
+    ordering = ["created_at", "pk"]
+
+    def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
@@ -37,9 +78,9 @@ class PaymentAdmin(ReadOnlyAdmin):
         "needs_attention",
         "created_at",
     ]
-    list_filter = ["status", "needs_attention", "provider", "created_at"]
+    list_filter = ["status", "needs_attention", "created_at"]
     search_fields = ["reference", "owner__username", "batch__id"]
-    inlines = [StatusChangeInline.of(PaymentStatusChange)]
+    inlines = [AttemptInline, StatusChangeInline.of(PaymentStatusChange)]
     list_select_related = ["owner"]
     readonly_fields = ["orders_paid", "refunds_summary"]
     fieldsets = [
@@ -54,8 +95,6 @@ class PaymentAdmin(ReadOnlyAdmin):
                     "amount",
                     "refunded_amount",
                     "currency",
-                    "provider",
-                    "gateway_url",
                     "paid_at",
                     "expires_at",
                     "created_at",
@@ -118,6 +157,33 @@ class PaymentAdmin(ReadOnlyAdmin):
         )
 
 
+@admin.register(PaymentAttempt)
+class PaymentAttemptAdmin(ReadOnlyAdmin):
+    """Attempts on their own: the ones a rail paid when the payment could not take it are flagged."""
+
+    list_display = ["reference", "payment", "provider", "method", "status", "amount", "needs_attention", "created_at"]
+    list_filter = ["needs_attention", "status", "provider", "created_at"]
+    search_fields = ["reference", "transaction_id", "payment__reference"]
+    list_select_related = ["payment"]
+    fields = [
+        "reference",
+        "payment",
+        "provider",
+        "method",
+        "status",
+        "amount",
+        "currency",
+        "refunded_amount",
+        "transaction_id",
+        "expires_at",
+        "needs_attention",
+        "attention_note",
+        "created_at",
+        "updated_at",
+    ]
+    inlines = [StatusChangeInline.of(PaymentAttemptStatusChange)]
+
+
 @admin.register(PaymentAllocation)
 class PaymentAllocationAdmin(ReadOnlyAdmin):
     """Each order's share of a payment, reached from the payment's page (filtered to that payment)."""
@@ -149,16 +215,16 @@ class PaymentAllocationAdmin(ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["reference", "payment", "kind", "order", "amount", "status", "reason", "created_at"]
+    list_display = ["reference", "payment", "attempt", "kind", "order", "amount", "status", "reason", "created_at"]
     list_filter = ["status", "kind", "created_at"]
-    search_fields = ["reference", "payment__reference", "order__number", "provider_reference"]
+    search_fields = ["reference", "payment__reference", "attempt__reference", "order__number", "provider_reference"]
     inlines = [StatusChangeInline.of(RefundStatusChange)]
-    list_select_related = ["payment", "order"]
+    list_select_related = ["payment", "attempt", "order"]
 
 
 @admin.register(GatewayEvent)
 class GatewayEventAdmin(ReadOnlyAdmin):
-    list_display = ["event_id", "type", "payment", "outcome", "needs_attention", "received_at"]
+    list_display = ["event_id", "type", "payment", "attempt", "outcome", "needs_attention", "received_at"]
     list_filter = [("needs_attention", admin.BooleanFieldListFilter), "type", "provider"]
-    search_fields = ["event_id", "payment__reference"]
-    list_select_related = ["payment"]
+    search_fields = ["event_id", "payment__reference", "attempt__reference"]
+    list_select_related = ["payment", "attempt"]

@@ -1,25 +1,24 @@
 """The payments app's part of the invariant checker (orders/invariants.py), registered in PaymentsConfig.ready().
 
-Words used below: a payment is *paid* when its status is succeeded, partially refunded or refunded. What
-the gateway *captured* for a payment is its amount when it is paid, or when it was closed unpaid (expired,
-cancelled, declined) and a success notification for it arrived all the same; otherwise nothing.
+Words used below: a payment is *paid* when its status is succeeded, partially refunded or refunded. An
+attempt *captured* money when a rail reported it paid: it is the payment's success, or unhonoured (paid when
+the payment was paid already, or closed) and then refunded whole.
 """
 
 from __future__ import annotations
 
-from django.db.models import Exists, F, Model, OuterRef, Q, Sum
+from django.db.models import Count, Exists, F, Model, OuterRef, Q, Sum
 
 from orders.invariants import Context, Found, Invariant
 from orders.models import Batch, BatchRow, Order
-from payments.models import GatewayEvent, Payment, PaymentAllocation, Refund
+from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund
 from payments.services import REFUND_REQUEST_RETRY_AFTER
 
 PAID = (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED)
-CLOSED_UNPAID = (Payment.Status.EXPIRED, Payment.Status.CANCELLED, Payment.Status.FAILED)
 ORDER_UNPAID = (Order.Status.AWAITING_PAYMENT, *Order.RELEASED_STATUSES)
 # Placing ended with at least one order, so the batch was handed to payments (orders.services.batch_finalize).
 BATCH_BILLED = (Batch.Status.AWAITING_PAYMENT, Batch.Status.PAID, Batch.Status.EXPIRED, Batch.Status.CANCELLED)
-SUCCESS_EVENT = "payment.succeeded"
+CAPTURED = tuple(str(status) for status in PaymentAttempt.CAPTURED)
 
 
 def _table(model: type[Model]) -> str:
@@ -89,18 +88,42 @@ def _paid_payment_not_applied(context: Context) -> Found:
 
 
 def _refunds_exceed_payment(context: Context) -> Found:
+    # The orders' refunds: within what the payment took, and its refunded amount is what came back of them.
     paid = ", ".join(["%s"] * len(PAID))
     return (
         f"SELECT p.id FROM {_table(Payment)} p "
         "LEFT JOIN (SELECT payment_id, SUM(amount) FILTER (WHERE status <> %s) AS live, "
         "SUM(amount) FILTER (WHERE status = %s) AS done "
-        f"FROM {_table(Refund)} GROUP BY payment_id) r ON r.payment_id = p.id "
+        f"FROM {_table(Refund)} WHERE kind = %s GROUP BY payment_id) r ON r.payment_id = p.id "
         "WHERE p.refunded_amount <> COALESCE(r.done, 0) OR COALESCE(r.live, 0) > CASE "
-        f"WHEN p.status IN ({paid}) THEN p.amount "
-        f"WHEN EXISTS (SELECT 1 FROM {_table(GatewayEvent)} e WHERE e.payment_id = p.id AND e.type = %s) "
-        "THEN p.amount ELSE 0 END",
-        [str(value) for value in (Refund.Status.FAILED, Refund.Status.SUCCEEDED, *PAID, SUCCESS_EVENT)],
+        f"WHEN p.status IN ({paid}) THEN p.amount ELSE 0 END",
+        [str(value) for value in (Refund.Status.FAILED, Refund.Status.SUCCEEDED, Refund.Kind.SHARE, *PAID)],
     )
+
+
+def _refunds_exceed_attempt(context: Context) -> Found:
+    # Every refund, through the rail of the attempt it refunds: never more than that attempt captured.
+    captured = ", ".join(["%s"] * len(CAPTURED))
+    return (
+        f"SELECT a.id FROM {_table(PaymentAttempt)} a "
+        "LEFT JOIN (SELECT attempt_id, SUM(amount) FILTER (WHERE status <> %s) AS live, "
+        "SUM(amount) FILTER (WHERE status = %s) AS done "
+        f"FROM {_table(Refund)} GROUP BY attempt_id) r ON r.attempt_id = a.id "
+        "WHERE a.refunded_amount <> COALESCE(r.done, 0) OR COALESCE(r.live, 0) > CASE "
+        f"WHEN a.status IN ({captured}) THEN a.amount ELSE 0 END",
+        [str(Refund.Status.FAILED), str(Refund.Status.SUCCEEDED), *CAPTURED],
+    )
+
+
+def _refund_of_the_wrong_attempt(context: Context) -> Found:
+    # An order's share comes out of the attempt that paid the payment; an unhonoured capture is given back
+    # through the attempt that captured it; and the refund's payment is its attempt's.
+    succeeded, unhonoured = PaymentAttempt.Status.SUCCEEDED, PaymentAttempt.Status.UNHONOURED
+    return Refund.objects.filter(
+        ~Q(payment_id=F("attempt__payment_id"))
+        | (Q(kind=Refund.Kind.SHARE) & ~Q(attempt__status=succeeded))
+        | (Q(kind=Refund.Kind.UNHONOURED) & ~Q(attempt__status=unhonoured))
+    ).values_list("pk")
 
 
 def _refund_disagrees_with_order(context: Context) -> Found:
@@ -119,19 +142,29 @@ def _refund_disagrees_with_order(context: Context) -> Found:
     )
 
 
-# --- SPEC 7.8: what was captured for a payment that cannot be honoured goes back --------------------------
+# --- Attempts and SPEC 7.8: one attempt pays a payment; any other capture goes back -----------------------
+
+
+def _payment_success_disagrees_with_attempts(context: Context) -> Found:
+    # A paid payment has exactly one succeeded attempt; an unpaid one has none (the unique constraint keeps
+    # it to one; the check is for the day that changes).
+    successes = Count("attempts", filter=Q(attempts__status=PaymentAttempt.Status.SUCCEEDED))
+    counted = Payment.objects.annotate(successes=successes)
+    return counted.filter((Q(status__in=PAID) & ~Q(successes=1)) | (~Q(status__in=PAID) & ~Q(successes=0))).values_list(
+        "pk"
+    )
+
+
+def _attempt_amount_differs_from_payment(context: Context) -> Found:
+    return PaymentAttempt.objects.exclude(amount=F("payment__amount")).values_list("pk")
 
 
 def _unhonoured_capture_not_refunded(context: Context) -> Found:
-    captured = GatewayEvent.objects.filter(payment=OuterRef("pk"), type=SUCCESS_EVENT)
-    refund = Refund.objects.filter(payment=OuterRef("pk"), kind=Refund.Kind.UNHONOURED).exclude(
+    refund = Refund.objects.filter(attempt=OuterRef("pk"), kind=Refund.Kind.UNHONOURED).exclude(
         status=Refund.Status.FAILED
     )
     return (
-        Payment.objects.filter(status__in=CLOSED_UNPAID)
-        .filter(Exists(captured))
-        .exclude(Exists(refund))
-        .values_list("pk")
+        PaymentAttempt.objects.filter(status=PaymentAttempt.Status.UNHONOURED).exclude(Exists(refund)).values_list("pk")
     )
 
 
@@ -143,7 +176,7 @@ def _refund_request_stuck(context: Context) -> Found:
         after_seconds=REFUND_REQUEST_RETRY_AFTER.total_seconds(), job="payments.tasks.request_unanswered_refunds"
     )
     return Refund.objects.filter(
-        status=Refund.Status.PENDING, provider_reference="", created_at__lte=cutoff
+        status=Refund.Status.PENDING, requested_at__isnull=True, created_at__lte=cutoff
     ).values_list("pk")
 
 
@@ -193,9 +226,23 @@ INVARIANTS = [
     Invariant(
         "refunds_exceed_payment",
         "payments",
-        "refunds under way or made exceed what the gateway captured, or the refunded amount is not the sum "
-        "of the refunds it confirmed",
+        "the orders' refunds under way or made exceed what the payment took, or its refunded amount is not the "
+        "sum of the ones the rail confirmed",
         _refunds_exceed_payment,
+    ),
+    Invariant(
+        "refunds_exceed_attempt",
+        "attempts",
+        "refunds under way or made exceed what a rail captured on the attempt, or the attempt's refunded amount "
+        "is not the sum of its confirmed refunds",
+        _refunds_exceed_attempt,
+    ),
+    Invariant(
+        "refund_of_the_wrong_attempt",
+        "refunds",
+        "a refund gives back money of an attempt that did not take it (an order's share of another attempt than "
+        "the payment's success, an unhonoured refund of an honoured attempt, or an attempt of another payment)",
+        _refund_of_the_wrong_attempt,
     ),
     Invariant(
         "refund_disagrees_with_order",
@@ -204,9 +251,22 @@ INVARIANTS = [
         _refund_disagrees_with_order,
     ),
     Invariant(
-        "unhonoured_capture_not_refunded",
+        "payment_success_disagrees_with_attempts",
         "payments",
-        "the gateway captured money for a payment that could no longer be honoured and no refund returns it",
+        "a paid payment has not exactly one succeeded attempt, or an unpaid one has a succeeded attempt",
+        _payment_success_disagrees_with_attempts,
+    ),
+    Invariant(
+        "attempt_amount_differs_from_payment",
+        "attempts",
+        "an attempt asks a rail for another amount than its payment's",
+        _attempt_amount_differs_from_payment,
+    ),
+    Invariant(
+        "unhonoured_capture_not_refunded",
+        "attempts",
+        "a rail captured money on an attempt the shop could not honour (paid twice, or after the payment closed) "
+        "and no refund returns it",
         _unhonoured_capture_not_refunded,
     ),
     Invariant(

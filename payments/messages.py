@@ -13,3 +13,14 @@ PAID_TOO_LATE = _(
 UNHONOURED_REFUND_REASON = _("Paid after the payment was {status}: everything captured is returned.")
 ORDER_REQUIRED = _("Name the order to refund.")
 ORDER_NOT_IN_PAYMENT = _("Order {order} is not part of this payment.")
+PAID_TWICE = _(
+    "Paid again on attempt {reference} after the payment had succeeded; what that attempt captured is refunded "
+    "automatically."
+)
+UNHONOURED_TWICE_REASON = _("Paid a second time: everything the second attempt captured is returned.")
+RAIL_FAILED_REFUND = _("The payment rail reports that the refund failed.")
+REFUND_FAILED_NOTE = _("Refund {reference} failed: {reason}")
+PAYMENT_NOT_PAYABLE = _("This payment can no longer be paid; it is {status}.")
+UNKNOWN_METHOD = _("Choose one of the ways to pay on offer.")
+RAIL_UNAVAILABLE = _("{rail} cannot be reached just now; nothing was charged. Try again, or choose another way to pay.")
+RAIL_REFUSED_START = _("{rail} would not start this payment; nothing was charged. Choose another way to pay.")

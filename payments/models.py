@@ -15,6 +15,11 @@ def new_payment_reference() -> str:
     return f"pay_{secrets.token_urlsafe(18)}"
 
 
+def new_attempt_reference() -> str:
+    # Sent to the rail as its out_trade_no: 26 characters of [0-9a-z], within WeChat Pay's 6-32 and Alipay's 64.
+    return "pa" + secrets.token_hex(12)
+
+
 def new_refund_reference() -> str:
     # Our refund number, sent to the gateway with the request: asking again with the same number never
     # refunds twice, and the gateway's notification names the refund by it.
@@ -32,12 +37,14 @@ class Payment(Stateful, models.Model):
         SUCCEEDED = "succeeded", _("succeeded")
         PARTIALLY_REFUNDED = "partially_refunded", _("partially refunded")
         REFUNDED = "refunded", _("refunded")
+        # No longer reached: a declined attempt leaves the payment pending. Kept for payments declined before
+        # payments took attempts.
         FAILED = "failed", _("failed")
         EXPIRED = "expired", _("expired")
         CANCELLED = "cancelled", _("cancelled")  # the customer cancelled the batch before paying
 
     TRANSITIONS = {
-        Status.PENDING: {Status.SUCCEEDED, Status.FAILED, Status.EXPIRED, Status.CANCELLED},
+        Status.PENDING: {Status.SUCCEEDED, Status.EXPIRED, Status.CANCELLED},
         Status.SUCCEEDED: {Status.PARTIALLY_REFUNDED, Status.REFUNDED},
         Status.PARTIALLY_REFUNDED: {Status.PARTIALLY_REFUNDED, Status.REFUNDED},
         Status.REFUNDED: set(),
@@ -54,12 +61,9 @@ class Payment(Stateful, models.Model):
     )
     currency = models.CharField(_("currency"), max_length=3, default="CNY")
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
-    provider = models.CharField(_("provider"), max_length=32, default="sandbox")
+    # Our pay URL names the payment by it; the rails know only its attempts' references.
     reference = models.CharField(_("reference"), max_length=64, unique=True, default=new_payment_reference)
-    # The gateway's own page for this payment, once it has been registered there (when the customer first
-    # goes to pay; people and integrators are given our pay URL, which leads here).
-    gateway_url = models.URLField(_("gateway URL"), max_length=500, blank=True)
-    # Set when the gateway reported something the shop could not apply (e.g. paid after expiry).
+    # Set when a rail reported something the shop could not apply (paid after expiry, paid twice).
     needs_attention = models.BooleanField(_("needs staff attention"), default=False)
     attention_note = models.CharField(_("attention note"), max_length=255, blank=True)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
@@ -88,9 +92,18 @@ class Payment(Stateful, models.Model):
 
     @property
     def refundable_amount(self):
-        """What may still be refunded: paid, minus refunds done or under way."""
-        committed = self.refunds.exclude(status=Refund.Status.FAILED).aggregate(total=models.Sum("amount"))["total"]
+        """What of the orders' money may still be refunded: paid, minus order refunds done or under way."""
+        committed = (
+            self.refunds.filter(kind=Refund.Kind.SHARE)
+            .exclude(status=Refund.Status.FAILED)
+            .aggregate(total=models.Sum("amount"))["total"]
+        )
         return self.amount - (committed or 0)
+
+    def is_payable(self, now=None) -> bool:
+        """Whether a new attempt may be started: pending and not past its expiry."""
+        now = now or timezone.now()
+        return self.status == self.Status.PENDING and (self.expires_at is None or self.expires_at > now)
 
 
 class PaymentAllocation(models.Model):
@@ -117,16 +130,109 @@ class PaymentStatusChange(StatusChange):
         verbose_name_plural = _("payment status changes")
 
 
+class PaymentAttempt(Stateful, models.Model):
+    """One try at paying a payment on one rail (sandbox, WeChat Pay, Alipay), with one of its methods.
+
+    A payment takes as many attempts as the shopper needs: a declined or abandoned one leaves the payment
+    pending. At most one attempt is the payment's success (a database constraint); money a rail captured on
+    any other attempt (the shopper paid twice, or after the payment was closed) is unhonoured: refunded
+    through that attempt's rail and flagged for staff.
+    """
+
+    LOCK_RANK = 35
+    STATUS_LOG = "payments.PaymentAttemptStatusChange"
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("open")  # handed to the rail; the shopper may still pay it
+        SUCCEEDED = "succeeded", _("succeeded")  # paid, and it is what pays the payment
+        UNHONOURED = "unhonoured", _("paid, not honoured")  # paid when the payment could not take it: refunded
+        DECLINED = "declined", _("declined")
+        FAILED = "failed", _("failed")  # the rail could not start it
+        CLOSED = "closed", _("closed")  # the rail will not take money for it (expired, cancelled, closed)
+
+    # Money a rail captured is the truth, whatever the attempt's state here: a success may follow any of
+    # them (a close that crossed the shopper's payment, a start that timed out yet reached the rail).
+    CAPTURED = (Status.SUCCEEDED, Status.UNHONOURED)
+    TRANSITIONS = {
+        Status.OPEN: {Status.SUCCEEDED, Status.UNHONOURED, Status.DECLINED, Status.FAILED, Status.CLOSED},
+        Status.DECLINED: {Status.SUCCEEDED, Status.UNHONOURED, Status.CLOSED},
+        Status.FAILED: {Status.SUCCEEDED, Status.UNHONOURED},
+        Status.CLOSED: {Status.SUCCEEDED, Status.UNHONOURED},
+    }
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="attempts")
+    provider = models.CharField(_("provider"), max_length=32)
+    method = models.CharField(_("method"), max_length=32)
+    reference = models.CharField(_("reference"), max_length=64, unique=True, default=new_attempt_reference)
+    amount = models.DecimalField(_("amount"), max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+    currency = models.CharField(_("currency"), max_length=3, default="CNY")
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.OPEN)
+    transaction_id = models.CharField(_("rail transaction id"), max_length=64, blank=True)
+    # How the shopper pays it (the rail's Checkout): a page to go to, or the text of a QR code to scan.
+    redirect_url = models.TextField(_("redirect URL"), blank=True)
+    qr_text = models.TextField(_("QR code text"), blank=True)
+    refunded_amount = models.DecimalField(
+        _("refunded"), max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, default=0
+    )
+    needs_attention = models.BooleanField(_("needs staff attention"), default=False)
+    attention_note = models.CharField(_("attention note"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("payment attempt")
+        verbose_name_plural = _("payment attempts")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="attempt_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=F("amount")),
+                name="attempt_refund_within_amount",
+            ),
+            # Whatever the rails report, one attempt pays a payment.
+            models.UniqueConstraint(
+                fields=["payment"], condition=Q(status="succeeded"), name="attempt_one_success_per_payment"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="attempt_status_created")]
+
+    def __str__(self):
+        return _("Attempt %(reference)s (%(provider)s %(method)s) of %(amount)s %(currency)s") % {
+            "reference": self.reference,
+            "provider": self.provider,
+            "method": self.method,
+            "amount": self.amount,
+            "currency": self.currency,
+        }
+
+    @property
+    def refundable_amount(self):
+        """What the rail may still give back for this attempt: its amount, minus refunds done or under way."""
+        committed = self.refunds.exclude(status=Refund.Status.FAILED).aggregate(total=models.Sum("amount"))["total"]
+        return self.amount - (committed or 0)
+
+
+class PaymentAttemptStatusChange(StatusChange):
+    attempt = models.ForeignKey(PaymentAttempt, on_delete=models.CASCADE, related_name="status_changes")
+
+    class Meta(StatusChange.Meta):
+        verbose_name = _("payment attempt status change")
+        verbose_name_plural = _("payment attempt status changes")
+
+
 class Refund(Stateful, models.Model):
-    """Giving money back through the gateway. Money moves only when the gateway confirms.
+    """Giving money back through a rail. Money moves only when the rail says it moved.
 
-    Two kinds: one order's share of a merged payment (staff, a failed top-up), or everything the gateway
-    captured for a payment the shop could not honour any more (paid after it was cancelled or expired),
-    which belongs to no order. One table for both, so that both are requested, retried, confirmed and
-    counted against the payment by the same code.
+    Every refund gives back part of one attempt, through that attempt's rail. Two kinds: one order's share of
+    a merged payment (staff, a failed top-up), taken from the attempt that paid it; or everything a rail
+    captured on an attempt the shop could not honour (paid after the payment was cancelled or expired, or
+    paid a second time), which belongs to no order. One table for both, so that both are requested,
+    retried, confirmed and counted by the same code.
 
-    Recorded first (pending), then requested from the gateway outside any lock; a pending refund whose
-    request was lost is requested again with the same reference.
+    Recorded first (pending), then requested from the rail outside any lock; a refund whose request got no
+    answer is requested again with the same reference, and one the rail acknowledged but never confirmed
+    is asked about.
     """
 
     LOCK_RANK = 50
@@ -144,6 +250,7 @@ class Refund(Stateful, models.Model):
         UNHONOURED = "unhonoured", _("paid after it could no longer be honoured")
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    attempt = models.ForeignKey(PaymentAttempt, on_delete=models.PROTECT, related_name="refunds")
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices, default=Kind.SHARE)
     # Empty for a refund of a payment that could not be honoured: its orders were never paid.
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds")
@@ -152,6 +259,8 @@ class Refund(Stateful, models.Model):
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
     reason = models.CharField(_("reason"), max_length=255, blank=True)
     provider_reference = models.CharField(_("gateway reference"), max_length=64, blank=True, db_index=True)
+    # When the rail acknowledged the request; until then it is asked again with the same reference.
+    requested_at = models.DateTimeField(_("requested"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -167,12 +276,12 @@ class Refund(Stateful, models.Model):
                 condition=Q(kind="share", order__isnull=False) | Q(kind="unhonoured", order__isnull=True),
                 name="refund_order_iff_share",
             ),
-            # What was captured for a payment that could not be honoured is given back once, whatever the
+            # What was captured on an attempt that could not be honoured is given back once, whatever the
             # number of success notifications.
             models.UniqueConstraint(
-                fields=["payment"],
+                fields=["attempt"],
                 condition=Q(kind="unhonoured") & ~Q(status="failed"),
-                name="refund_one_live_unhonoured_per_payment",
+                name="refund_one_live_unhonoured_per_attempt",
             ),
         ]
 
@@ -197,6 +306,7 @@ class GatewayEvent(models.Model):
     event_id = models.CharField(max_length=100)
     type = models.CharField(max_length=40)
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, related_name="events")
+    attempt = models.ForeignKey(PaymentAttempt, on_delete=models.PROTECT, null=True, related_name="events")
     payload = models.JSONField()
     outcome = models.CharField(max_length=255, blank=True)
     needs_attention = models.BooleanField(default=False)

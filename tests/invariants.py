@@ -7,7 +7,7 @@ from orders import locking, selectors, services
 from orders.invariants import invariants_check
 from orders.models import Batch
 from payments import services as payment_services
-from payments.models import Payment
+from payments.models import Payment, PaymentAttempt
 
 
 def found(**kwargs) -> dict[str, list[str]]:
@@ -44,8 +44,13 @@ def drop_unique(table: str, columns: list[str]) -> None:
 
 
 def pay(batch: Batch) -> None:
-    """The batch's payment applied as its success notification would apply it, without the gateway."""
+    """The batch's payment applied as its success notification would apply it, on an attempt the gateway
+    never saw."""
+    from tests.payments.factories import PaymentAttemptFactory
+
+    attempt = PaymentAttemptFactory(payment=Payment.objects.get(batch=batch))
     with locking.transaction():
         locked = locking.lock_one(Batch.objects.filter(pk=batch.pk))
         payment = locking.lock_one(Payment.objects.filter(batch=batch))
-        payment_services.payment_apply_success(locked, payment)
+        attempt = locking.lock_one(PaymentAttempt.objects.filter(pk=attempt.pk))
+        payment_services.attempt_apply_success(locked, payment, attempt)

@@ -1,7 +1,9 @@
 """The project's settings plus apps that exist only for tests (pytest and the test worker use this module)."""
 
 from config.settings import *  # noqa: F403
-from config.settings import INSTALLED_APPS
+from config.settings import INSTALLED_APPS, env
 
-# An order type that no product code knows of: proof that a type is a complete plug-in (tests/ticketing).
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.ticketing"]
+# An order type that no product code knows of: proof that a type is a complete plug-in (tests/ticketing);
+# and a payment rail that no product code knows of (tests/testrail), offered only where a test turns it on.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.ticketing", "tests.testrail"]
+TEST_RAIL_ENABLED = env.bool("TEST_RAIL_ENABLED", default=False)

@@ -1,4 +1,4 @@
-"""Status changes after placing: cancel, close unpaid (declined, expired), paid, refunded.
+"""Status changes after placing: cancel, close unpaid (cancelled, expired), paid, refunded.
 
 Locks follow the order in orders/locking.py: the batch, then its payment (taken by the billing side), then
 its orders.
@@ -40,7 +40,7 @@ def batch_cancel(*, batch_id: UUID | str, owner: User) -> Batch:
 
 
 def batch_close_unpaid(*, batch: Batch, status: str, note: str) -> None:
-    """The batch will never be paid (cancelled, declined, expired): close it and its orders, release stock.
+    """The batch will never be paid (cancelled, expired): close it and its orders, release stock.
 
     The caller holds the batch lock (and the payment's, when there is one).
     """

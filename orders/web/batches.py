@@ -33,7 +33,12 @@ def _batch_context(request, batch: Batch) -> dict:
         order.refund = refunds.get(order.pk)  # type: ignore[attr-defined]
     live = (
         batch.status == Batch.Status.PLACING
-        or (batch.status == Batch.Status.AWAITING_PAYMENT and request.GET.get("returned"))
+        # Back from the payment page: wait for its notification, unless it already said declined.
+        or (
+            batch.status == Batch.Status.AWAITING_PAYMENT
+            and request.GET.get("returned")
+            and not (payment is not None and payment.declined)
+        )
         or any(order.status in LIVE_ORDER_STATUSES for order in orders)
     )
     return {

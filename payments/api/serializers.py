@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from config.inputs import reject_bad_text
 from payments import services
-from payments.models import Payment, PaymentAllocation, Refund
+from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund
 
 
 class AllocationSerializer(serializers.ModelSerializer):
@@ -11,6 +11,13 @@ class AllocationSerializer(serializers.ModelSerializer):
     class Meta:
         model = PaymentAllocation
         fields = ["order", "amount"]
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PaymentAttempt
+        fields = ["reference", "provider", "method", "status", "amount", "created_at"]
+        read_only_fields = fields
 
 
 class RefundSerializer(serializers.ModelSerializer):
@@ -25,6 +32,7 @@ class RefundSerializer(serializers.ModelSerializer):
 class PaymentSerializer(serializers.ModelSerializer):
     batch = serializers.UUIDField(source="batch_id")
     orders = AllocationSerializer(source="allocations", many=True)
+    attempts = AttemptSerializer(many=True, help_text="Every try at paying it, oldest first.")
     refunds = RefundSerializer(many=True)
     pay_url = serializers.SerializerMethodField()
 
@@ -39,6 +47,7 @@ class PaymentSerializer(serializers.ModelSerializer):
             "refunded_amount",
             "currency",
             "orders",
+            "attempts",
             "refunds",
             "pay_url",
             "expires_at",

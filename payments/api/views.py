@@ -1,3 +1,4 @@
+from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -8,7 +9,7 @@ from config.openapi import error_response
 from orders.models import Order
 from payments import messages, services
 from payments.api.serializers import PaymentSerializer, RefundRequestSerializer, RefundSerializer
-from payments.models import Payment
+from payments.models import Payment, PaymentAttempt
 
 
 class PaymentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -17,7 +18,8 @@ class PaymentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Payment.objects.none()
-        payments = Payment.objects.prefetch_related("allocations", "refunds")
+        attempts = Prefetch("attempts", queryset=PaymentAttempt.objects.order_by("created_at", "pk"))
+        payments = Payment.objects.prefetch_related("allocations", attempts, "refunds")
         # Staff handle refunds for every customer; a customer sees only their own payments.
         return payments if self.request.user.is_staff else payments.filter(owner_id=self.request.user.pk)
 

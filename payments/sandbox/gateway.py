@@ -57,6 +57,14 @@ def charge_decide(*, charge_reference: str, pay: bool) -> SandboxCharge:
     return charge
 
 
+def charge_close(*, merchant_reference: str) -> None:
+    """The merchant will not take this charge any more: an open one can no longer be paid. Closing a charge
+    the gateway never saw, or one already decided, changes nothing (a paid one stays paid)."""
+    SandboxCharge.objects.filter(merchant_reference=merchant_reference, status=SandboxCharge.Status.OPEN).update(
+        status=SandboxCharge.Status.CLOSED, decided_at=timezone.now()
+    )
+
+
 def refund_create(*, merchant_reference: str, merchant_refund_reference: str, amount: Decimal) -> SandboxRefund:
     """Refund part of a paid charge. Idempotent per merchant refund reference, as real gateways are.
 
@@ -86,12 +94,27 @@ def charge_status(*, merchant_reference: str) -> dict | None:
     charge = SandboxCharge.objects.filter(merchant_reference=merchant_reference).first()
     if charge is None:
         return None
-    return {"status": charge.status, "amount": charge.amount, "currency": charge.currency}
+    return {
+        "status": charge.status,
+        "amount": charge.amount,
+        "currency": charge.currency,
+        "reference": charge.reference,
+    }
+
+
+def refund_exists(*, merchant_refund_reference: str) -> bool:
+    return SandboxRefund.objects.filter(merchant_reference=merchant_refund_reference).exists()
 
 
 def _notify(charge: SandboxCharge, event_type: str, amount: Decimal, **extra) -> None:
     notification = SandboxNotification(charge=charge, type=event_type)
-    data = {"reference": charge.merchant_reference, "amount": f"{amount:.2f}", "currency": charge.currency, **extra}
+    data = {
+        "reference": charge.merchant_reference,
+        "amount": f"{amount:.2f}",
+        "currency": charge.currency,
+        "transaction_id": charge.reference,
+        **extra,
+    }
     notification.body = json.dumps({"id": notification.event_id, "type": event_type, "data": data})
     notification.save()
     queue_task(DELIVERY_TASK, notification.pk)

@@ -21,6 +21,7 @@ class SandboxCharge(models.Model):
         OPEN = "open"
         PAID = "paid"
         DECLINED = "declined"
+        CLOSED = "closed"  # the merchant closed it unpaid
 
     reference = models.CharField(max_length=64, unique=True, default=new_charge_reference)
     merchant_reference = models.CharField(max_length=64, unique=True)

@@ -99,6 +99,9 @@ def test_the_progress_bar_moves_on_to_the_payment_page_and_on_to_the_result(open
     screenshot(page, "payment")
 
     page.click("#pay")
+    expect(page.locator("#methods")).to_be_visible()
+    screenshot(page, "methods")
+    page.click("#method-sandbox-page")
     screenshot(page, "gateway")
     page.click("#pay")
     expect(page.locator("#page-title")).to_have_text("Paid — thank you", timeout=30000)

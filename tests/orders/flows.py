@@ -10,11 +10,13 @@ import secrets
 from orders import selectors, services
 from orders.models import Batch
 from payments import services as payment_services
-from payments.models import Payment, Refund
+from payments.models import Payment, PaymentAttempt, Refund
 from payments.providers import Notification
 from payments.sandbox import gateway
 from recharge import services as recharge_services
 from recharge.models import Fulfilment
+from tests.payments.factories import PaymentAttemptFactory
+from tests.payments.sandbox import charge_reference, open_attempt
 
 
 def batch_placed(owner, rows, **submit) -> Batch:
@@ -30,15 +32,16 @@ def batch_placed(owner, rows, **submit) -> Batch:
 def batch_paid(batch: Batch, *, at_the_gateway: bool = True) -> Payment:
     """The shopper pays at the sandbox gateway and its notification is applied (as the webhook would).
 
-    Without `at_the_gateway` only the notification is applied: the gateway has no charge for the payment and
-    refuses to refund it, as a real one would refuse a refund it cannot make.
+    Without `at_the_gateway` only the notification is applied (to an attempt recorded here alone): the gateway
+    has no charge for it and refuses to refund it, as a real one would refuse a refund it cannot make.
     """
     payment = Payment.objects.get(batch=batch)
     if at_the_gateway:
-        payment_services.payment_checkout(reference=payment.reference)  # registers the charge at the gateway
-        charge = gateway.SandboxCharge.objects.get(merchant_reference=payment.reference)
-        gateway.charge_decide(charge_reference=charge.reference, pay=True)
-    _notify(payment, "payment.succeeded", payment.amount)
+        attempt = open_attempt(payment)
+        gateway.charge_decide(charge_reference=charge_reference(payment), pay=True)
+    else:
+        attempt = PaymentAttemptFactory(payment=payment)
+    _notify(attempt, "payment.succeeded", payment.amount)
     batch.refresh_from_db()
     return Payment.objects.get(pk=payment.pk)
 
@@ -60,21 +63,21 @@ def top_ups_run(batch: Batch, *, steps: int = 10) -> None:
 def refunds_confirmed(batch: Batch) -> list[Refund]:
     """The gateway confirms every refund requested for the batch's payment (its notifications applied)."""
     payment = Payment.objects.get(batch=batch)
-    pending = list(payment.refunds.filter(status=Refund.Status.PENDING))
+    pending = list(payment.refunds.filter(status=Refund.Status.PENDING).select_related("attempt"))
     for refund in pending:
-        _notify(payment, "refund.succeeded", refund.amount, refund_reference=refund.reference)
+        _notify(refund.attempt, "refund.succeeded", refund.amount, refund_reference=refund.reference)
     return pending
 
 
-def _notify(payment: Payment, event_type: str, amount, **extra) -> None:
+def _notify(attempt: PaymentAttempt, event_type: str, amount, **extra) -> None:
     payment_services.notification_apply(
-        provider_name="sandbox",
+        provider_name=attempt.provider,
         notification=Notification(
             event_id=f"evt_test_{secrets.token_hex(6)}",
             type=event_type,
-            reference=payment.reference,
+            reference=attempt.reference,
             amount=amount,
-            currency=payment.currency,
+            currency=attempt.currency,
             **extra,
         ),
     )

@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 
 from orders import export
 from orders.models import Batch, BatchRow, Order
-from payments.models import Payment, PaymentAllocation, Refund
+from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund
 from tests.factories import UserFactory
 from tests.orders.factories import ProductFactory
 from tests.orders.flows import batch_paid, batch_placed, refunds_confirmed, top_ups_run
@@ -221,9 +221,19 @@ def five_thousand_row_batch(owner) -> Batch:
     PaymentAllocation.objects.bulk_create(
         [PaymentAllocation(payment=payment, order=order, amount=order.amount) for order in orders], batch_size=1000
     )
+    attempt = PaymentAttempt.objects.create(
+        payment=payment, provider="sandbox", method="page", amount=payment.amount, status="succeeded"
+    )
     Refund.objects.bulk_create(
         [
-            Refund(payment=payment, order=order, amount=order.amount, status="succeeded", reason="upstream refused")
+            Refund(
+                payment=payment,
+                attempt=attempt,
+                order=order,
+                amount=order.amount,
+                status="succeeded",
+                reason="upstream refused",
+            )
             for order in orders[::100]
         ]
     )

@@ -1,13 +1,15 @@
-"""Factories for the payments app: a batch's merged payment in each state, and refunds.
+"""Factories for the payments app: a batch's merged payment in each state, its attempts, and refunds.
 
 A payment is built for a batch whose orders it pays: its amount is the sum of their amounts, one
 allocation per order, and the batch and its orders are in the state the payment's status implies
 (succeeded: paid; partially refunded: the first order refunded; refunded: every order refunded;
-expired: expired; cancelled or failed: cancelled). No audit rows, no gateway call.
+expired: expired; cancelled or failed: cancelled). A paid payment has the sandbox attempt that paid it; an
+unpaid one none (the shopper never went to pay). No audit rows, no gateway call.
 
     PaymentFactory()                               pending, for a new 2-row batch awaiting payment
     PaymentFactory(succeeded=True, batch__row_count=3)
     PaymentFactory(partially_refunded=True)        one succeeded refund, of the first order's share
+    PaymentAttemptFactory(payment=payment)         an open sandbox attempt (the sandbox has no charge for it)
     RefundFactory()                                a pending refund of an order of a succeeded payment
 """
 
@@ -16,10 +18,11 @@ from typing import Any
 
 import factory
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from orders.models import Batch, Order
-from payments.models import Payment, PaymentAllocation, Refund
+from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund
 from tests.factories import ModelFactory
 from tests.orders.factories import BatchFactory
 
@@ -30,7 +33,8 @@ BATCH_STATUS_OF_PAYMENT = {
     Payment.Status.REFUNDED: Batch.Status.PAID,
     Payment.Status.EXPIRED: Batch.Status.EXPIRED,
     Payment.Status.CANCELLED: Batch.Status.CANCELLED,
-    Payment.Status.FAILED: Batch.Status.CANCELLED,  # declined at the gateway: the batch is cancelled
+    # Declined before payments took attempts (a decline then cancelled the batch); now one leaves it payable.
+    Payment.Status.FAILED: Batch.Status.CANCELLED,
 }
 PAID = {Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED}
 
@@ -64,7 +68,6 @@ class PaymentFactory(ModelFactory[Payment]):
     owner = factory.SelfAttribute("batch.owner")
     amount = factory.LazyAttribute(lambda payment: sum(order.amount for order in _orders(payment)))
     currency = settings.SHOP_CURRENCY
-    provider = "sandbox"
     paid_at = factory.LazyAttribute(lambda payment: timezone.now() if payment.status in PAID else None)
     expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(minutes=settings.PAYMENT_EXPIRY_MINUTES))
 
@@ -89,6 +92,16 @@ class PaymentFactory(ModelFactory[Payment]):
         )
 
     @factory.post_generation
+    def attempts(payment: Payment, create: bool, extracted: Any, **kwargs: Any) -> None:
+        """The attempt that paid a paid payment (a failed one was declined on its attempt)."""
+        if not create:
+            return
+        if payment.status in PAID:
+            PaymentAttemptFactory(payment=payment, status=PaymentAttempt.Status.SUCCEEDED)
+        elif payment.status == Payment.Status.FAILED:
+            PaymentAttemptFactory(payment=payment, status=PaymentAttempt.Status.DECLINED)
+
+    @factory.post_generation
     def refunds(payment: Payment, create: bool, extracted: Any, **kwargs: Any) -> None:
         """A refunded payment has a succeeded refund per order; a partially refunded one, of its first order."""
         if not create or payment.status not in (Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED):
@@ -102,6 +115,21 @@ class PaymentFactory(ModelFactory[Payment]):
         payment.save(update_fields=["refunded_amount"])
 
 
+class PaymentAttemptFactory(ModelFactory[PaymentAttempt]):
+    """An attempt recorded here only: open unless told otherwise, with no charge at the sandbox."""
+
+    class Meta:
+        model = PaymentAttempt
+
+    payment = factory.SubFactory(PaymentFactory)
+    provider = "sandbox"
+    method = "page"
+    amount = factory.SelfAttribute("payment.amount")
+    currency = factory.SelfAttribute("payment.currency")
+    expires_at = factory.SelfAttribute("payment.expires_at")
+    status = PaymentAttempt.Status.OPEN
+
+
 class RefundFactory(ModelFactory[Refund]):
     """A refund of one order's share; pending unless a trait says otherwise. A succeeded one also marks
     its order refunded (the payment's refunded amount is the caller's, or PaymentFactory's, to set)."""
@@ -111,6 +139,7 @@ class RefundFactory(ModelFactory[Refund]):
         skip_postgeneration_save = True
 
     payment = factory.SubFactory(PaymentFactory, succeeded=True)
+    attempt = factory.LazyAttribute(lambda refund: refund.payment.attempts.get(status=PaymentAttempt.Status.SUCCEEDED))
     # The first order of the payment that has no live refund yet.
     order = factory.LazyAttribute(
         lambda refund: (
@@ -124,6 +153,7 @@ class RefundFactory(ModelFactory[Refund]):
     status = Refund.Status.PENDING
     reason = "refund requested by staff"
     provider_reference = factory.Sequence(lambda n: f"sandbox-refund-{n:06d}")
+    requested_at = factory.LazyFunction(timezone.now)
 
     class Params:
         pending = factory.Trait(status=Refund.Status.PENDING)
@@ -132,5 +162,9 @@ class RefundFactory(ModelFactory[Refund]):
 
     @factory.post_generation
     def order_refunded(refund: Refund, create: bool, extracted: Any, **kwargs: Any) -> None:
-        if create and refund.status == Refund.Status.SUCCEEDED and refund.order_id is not None:
-            Order.objects.filter(pk=refund.order_id).update(status=Order.Status.REFUNDED)
+        if create and refund.status == Refund.Status.SUCCEEDED:
+            PaymentAttempt.objects.filter(pk=refund.attempt_id).update(
+                refunded_amount=F("refunded_amount") + refund.amount
+            )
+            if refund.order_id is not None:
+                Order.objects.filter(pk=refund.order_id).update(status=Order.Status.REFUNDED)

@@ -1,25 +1,55 @@
-"""Reaching the sandbox gateway's page for a payment, as the shop's pay URL does."""
+"""Paying at the sandbox gateway as the shop's pay page does: an attempt started through the services, its
+charge at the sandbox, its notifications to the webhook."""
 
 from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from payments import services, signing
+from payments.models import Payment, PaymentAttempt
 from payments.sandbox import gateway
 from payments.sandbox.models import SandboxNotification
 
 WEBHOOK_URL = "/payments/webhooks/sandbox/"
 
 
-def gateway_path(payment) -> str:
-    """The path of the sandbox's hosted page for this payment, registering the payment there if needed."""
-    gateway_url = services.payment_checkout(reference=payment.reference)
-    assert gateway_url is not None, f"payment {payment.reference} can no longer be paid"
-    return urlsplit(gateway_url).path
+def start_attempt(payment: Payment) -> PaymentAttempt:
+    """A new sandbox attempt, as choosing the sandbox on the payment page starts it."""
+    return services.attempt_start(
+        payment_reference=payment.reference, provider_name="sandbox", method="page", client_ip="127.0.0.1"
+    )
 
 
-def charge_reference(payment) -> str:
-    return gateway_path(payment).rstrip("/").rsplit("/", 1)[1]
+def open_attempt(payment: Payment) -> PaymentAttempt:
+    """The payment's latest open sandbox attempt with its page at the sandbox, started when there is none."""
+    attempt = (
+        payment.attempts.filter(provider="sandbox", status=PaymentAttempt.Status.OPEN)
+        .exclude(redirect_url="")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    return attempt or start_attempt(payment)
+
+
+def current_attempt(payment: Payment) -> PaymentAttempt:
+    """The attempt a notification about this payment names: its latest, whatever became of it, or a new one."""
+    return payment.attempts.order_by("-created_at", "-pk").first() or start_attempt(payment)
+
+
+def gateway_path(payment: Payment) -> str:
+    """The path of the sandbox's hosted page for the payment's open attempt."""
+    return urlsplit(open_attempt(payment).redirect_url).path
+
+
+def charge_reference(payment: Payment) -> str:
+    """The sandbox's reference of the charge of the payment's open attempt (its page's last path segment)."""
+    return charge_of(open_attempt(payment))
+
+
+def charge_of(attempt: PaymentAttempt) -> str:
+    """The sandbox's reference of an attempt's charge, whatever became of the attempt since (a QR attempt of the
+    tests' own rail holds the sandbox page's URL as its code's text)."""
+    return urlsplit(attempt.redirect_url or attempt.qr_text).path.rstrip("/").rsplit("/", 1)[1]
 
 
 def deliver(client, event_type: str):
@@ -31,7 +61,7 @@ def deliver(client, event_type: str):
     return response
 
 
-def pay_at_gateway(client, payment):
+def pay_at_gateway(client, payment: Payment):
     """The customer pays on the sandbox's page and its success notification reaches the webhook."""
     gateway.charge_decide(charge_reference=charge_reference(payment), pay=True)
     return deliver(client, "payment.succeeded")

@@ -6,8 +6,9 @@ from decimal import Decimal
 import pytest
 
 from orders.models import Batch, Order
-from payments.models import Payment, PaymentAllocation, Refund
+from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund
 from tests.factories import UserFactory
+from tests.payments.factories import PaymentAttemptFactory
 
 ORDERS = 5000
 
@@ -33,8 +34,13 @@ def big_payment(user):
     PaymentAllocation.objects.bulk_create(
         PaymentAllocation(payment=payment, order=order, amount=order.amount) for order in orders
     )
-    Refund.objects.create(payment=payment, order=orders[7], amount="1.25", status=Refund.Status.SUCCEEDED)
-    Refund.objects.create(payment=payment, order=orders[8], amount="1.25", status=Refund.Status.PENDING)
+    attempt = PaymentAttemptFactory(payment=payment, status=PaymentAttempt.Status.SUCCEEDED)
+    Refund.objects.create(
+        payment=payment, attempt=attempt, order=orders[7], amount="1.25", status=Refund.Status.SUCCEEDED
+    )
+    Refund.objects.create(
+        payment=payment, attempt=attempt, order=orders[8], amount="1.25", status=Refund.Status.PENDING
+    )
     return payment
 
 
@@ -92,3 +98,24 @@ def test_staff_cannot_change_or_delete_an_allocation(staff_client, big_payment):
     assert page.status_code == 200
     assert 'name="_save"' not in page.content.decode()
     assert staff_client.get(f"/admin/payments/paymentallocation/{allocation.pk}/delete/").status_code == 403
+
+
+def test_the_payment_page_lists_its_attempts_read_only_with_the_flag_and_nothing_secret(staff_client, big_payment):
+    paid_twice = PaymentAttemptFactory(
+        payment=big_payment,
+        provider="sandbox",
+        status=PaymentAttempt.Status.UNHONOURED,
+        needs_attention=True,
+        attention_note="Paid again on another attempt",
+        redirect_url="http://127.0.0.1:8000/gateway/sandbox/pay/ch_secret-looking/",
+        qr_text="weixin://wxpay/bizpayurl?pr=not-for-staff",
+    )
+
+    html = staff_client.get(f"/admin/payments/payment/{big_payment.pk}/change/").content.decode()
+
+    assert paid_twice.reference in html and "Paid again on another attempt" in html
+    assert "paid, not honoured" in html
+    assert "ch_secret-looking" not in html and "not-for-staff" not in html
+    assert 'name="attempts-0-status"' not in html  # read-only: shown, not editable
+    flagged = staff_client.get("/admin/payments/paymentattempt/?needs_attention__exact=1").content.decode()
+    assert paid_twice.reference in flagged

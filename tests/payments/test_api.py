@@ -1,6 +1,8 @@
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from orders import services
+from payments.models import PaymentAttempt
 from tests.factories import UserFactory
 
 
@@ -20,18 +22,38 @@ def test_a_customer_sees_their_payment_with_its_allocations(api_client, placed_b
     assert batch_body["payment"]["reference"] == payment.reference
 
 
-def test_the_pay_url_leads_to_the_gateway_while_the_payment_can_be_paid(client, placed_batch):
+def test_the_payment_lists_its_attempts_oldest_first(api_client, client, placed_batch):
     batch = placed_batch()
     payment = batch.payment
-    assert payment.gateway_url == ""  # nothing was sent to the gateway before the customer wants to pay
+    client.post(f"/payments/pay/{payment.reference}/", {"method": "sandbox:page"})
+    declined = payment.attempts.get()
+    PaymentAttempt.objects.filter(pk=declined.pk).update(status=PaymentAttempt.Status.DECLINED)
+    client.post(f"/payments/pay/{payment.reference}/", {"method": "sandbox:page"})
+    second = payment.attempts.exclude(pk=declined.pk).get()
 
-    first = client.get(f"/payments/pay/{payment.reference}/")
-    again = client.get(f"/payments/pay/{payment.reference}/")
+    body = api_client.get(f"/api/v1/payments/{payment.pk}/").json()
 
-    payment.refresh_from_db()
-    assert first.status_code == again.status_code == 302
-    assert first["Location"] == again["Location"] == payment.gateway_url
-    assert "/gateway/sandbox/" in payment.gateway_url
+    assert body["status"] == "pending"
+    assert body["attempts"] == [
+        {
+            "reference": attempt.reference,
+            "provider": "sandbox",
+            "method": "page",
+            "status": status,
+            "amount": "60.00",
+            "created_at": attempt.created_at.astimezone(timezone.get_current_timezone()).isoformat(),
+        }
+        for attempt, status in ((declined, "declined"), (second, "open"))
+    ]
+
+
+def test_the_schema_documents_the_attempts(api_client, db):
+    schema = api_client.get("/api/schema/?format=json").json()
+
+    attempt = schema["components"]["schemas"]["Attempt"]
+    assert set(attempt["properties"]) == {"reference", "provider", "method", "status", "amount", "created_at"}
+    payment = schema["components"]["schemas"]["Payment"]["properties"]["attempts"]
+    assert payment["items"] == {"$ref": "#/components/schemas/Attempt"}
 
 
 def test_the_pay_url_of_a_cancelled_payment_leads_back_to_the_batch(client, placed_batch):

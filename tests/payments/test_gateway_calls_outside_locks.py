@@ -15,10 +15,10 @@ from orders import locking
 from orders import services as order_services
 from orders.models import Batch, Order
 from payments import providers, services
-from payments.models import Payment, Refund
-from payments.providers import GatewayState, Notification, SandboxProvider
+from payments.models import Payment, PaymentAttempt, Refund
+from payments.providers import AttemptState, GatewayState, Notification, SandboxProvider
 from payments.sandbox import gateway
-from tests.payments.sandbox import charge_reference
+from tests.payments.sandbox import charge_of, charge_reference, open_attempt
 
 LOCK_TIMEOUT = "1s"
 
@@ -36,17 +36,21 @@ class BlockingProvider(SandboxProvider):
         self.entered.set()
         assert self.release.wait(timeout=30), "the test never released the gateway"
 
-    def create(self, payment, orders):
+    def start(self, attempt, **checkout):
         self._block()
-        return super().create(payment, orders)
+        return super().start(attempt, **checkout)
 
-    def refund(self, refund):
+    def close(self, attempt):
         self._block()
-        return super().refund(refund)
+        super().close(attempt)
 
-    def query(self, payment):
+    def refund(self, refund, *, notify_url):
         self._block()
-        return GatewayState.OPEN
+        return super().refund(refund, notify_url=notify_url)
+
+    def query(self, attempt):
+        self._block()
+        return AttemptState(GatewayState.OPEN)
 
 
 @pytest.fixture
@@ -87,34 +91,59 @@ def lock_everything_within_a_second(batch: Batch) -> None:
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
         locking.lock_one(Batch.objects.filter(pk=batch.pk))
         locking.lock_one(Payment.objects.filter(batch=batch))
+        locking.lock_all(PaymentAttempt.objects.filter(payment__batch=batch))
         locking.lock_all(Order.objects.filter(batch=batch))
         locking.lock_all(Refund.objects.filter(payment__batch=batch))
 
 
 def use_provider(batch, provider):
-    Payment.objects.filter(batch=batch).update(provider=provider.name)
+    """The batch's attempts so far were made with this provider (it talks to the sandbox all the same)."""
+    PaymentAttempt.objects.filter(payment__batch=batch).update(provider=provider.name)
 
 
 def pay(batch):
     """Paid at the sandbox, and the payment applied here as its notification would."""
+    attempt = open_attempt(batch.payment)
     with mock.patch("payments.sandbox.gateway.queue_task"):  # its notification is applied below instead
         gateway.charge_decide(charge_reference=charge_reference(batch.payment), pay=True)
     with locking.transaction():
         locked_batch = locking.lock_one(Batch.objects.filter(pk=batch.pk))
         payment = locking.lock_one(Payment.objects.filter(batch=batch))
-        services.payment_apply_success(locked_batch, payment)
+        attempt = locking.lock_one(PaymentAttempt.objects.filter(pk=attempt.pk))
+        services.attempt_apply_success(locked_batch, payment, attempt)
 
 
-def test_registering_a_payment_with_a_slow_gateway_holds_no_lock(transactional_db, placed_batch, blocking_provider):
+def test_starting_an_attempt_with_a_slow_gateway_holds_no_lock(transactional_db, placed_batch, blocking_provider):
     batch = placed_batch()
+
+    def start():
+        return services.attempt_start(
+            payment_reference=batch.payment.reference, provider_name="blocking", method="page", client_ip="127.0.0.1"
+        )
+
+    with running_in_a_thread(start) as outcome:
+        assert blocking_provider.entered.wait(timeout=10)
+        lock_everything_within_a_second(batch)
+        # The attempt was recorded before the gateway was asked.
+        assert PaymentAttempt.objects.get(payment__batch=batch).status == PaymentAttempt.Status.OPEN
+        blocking_provider.release.set()
+
+    assert outcome["value"].redirect_url.startswith("http")
+
+
+def test_closing_an_attempt_at_a_slow_gateway_holds_no_lock(transactional_db, placed_batch, blocking_provider):
+    batch = placed_batch()
+    attempt = open_attempt(batch.payment)
+    order_services.batch_cancel(batch_id=batch.pk, owner=batch.owner)  # closes the attempt here; the rail next
     use_provider(batch, blocking_provider)
 
-    with running_in_a_thread(lambda: services.payment_checkout(reference=batch.payment.reference)) as outcome:
+    with running_in_a_thread(lambda: services.attempt_close_at_rail(attempt_id=attempt.pk)) as outcome:
         assert blocking_provider.entered.wait(timeout=10)
         lock_everything_within_a_second(batch)
         blocking_provider.release.set()
 
-    assert outcome["value"].startswith("http")
+    assert outcome["value"] == "closed at the rail"
+    assert gateway.SandboxCharge.objects.get(merchant_reference=attempt.reference).status == "closed"
 
 
 def test_asking_a_slow_gateway_for_a_refund_holds_no_lock(transactional_db, placed_batch, blocking_provider):
@@ -137,21 +166,21 @@ def test_refunding_a_late_success_through_a_slow_gateway_holds_no_lock(
     transactional_db, placed_batch, blocking_provider
 ):
     batch = placed_batch()
-    reference = charge_reference(batch.payment)
+    attempt = open_attempt(batch.payment)
     order_services.batch_cancel(batch_id=batch.pk, owner=batch.owner)
     with mock.patch("payments.sandbox.gateway.queue_task"):  # its notification is applied below instead
-        gateway.charge_decide(charge_reference=reference, pay=True)  # paid after the shop cancelled
+        gateway.charge_decide(charge_reference=charge_of(attempt), pay=True)  # paid after the shop cancelled
     use_provider(batch, blocking_provider)
     late_success = Notification(
         event_id="evt_late",
         type="payment.succeeded",
-        reference=batch.payment.reference,
-        amount=batch.payment.amount,
-        currency=batch.payment.currency,
+        reference=attempt.reference,
+        amount=attempt.amount,
+        currency=attempt.currency,
     )
 
     with running_in_a_thread(
-        lambda: services.notification_apply(provider_name="sandbox", notification=late_success)
+        lambda: services.notification_apply(provider_name="blocking", notification=late_success)
     ) as outcome:
         assert blocking_provider.entered.wait(timeout=10)
         lock_everything_within_a_second(batch)
@@ -165,6 +194,7 @@ def test_refunding_a_late_success_through_a_slow_gateway_holds_no_lock(
 
 def test_reconciling_with_a_slow_gateway_holds_no_lock(transactional_db, placed_batch, blocking_provider):
     batch = placed_batch()
+    open_attempt(batch.payment)
     use_provider(batch, blocking_provider)
 
     with running_in_a_thread(lambda: services.payment_reconcile(payment_id=batch.payment.pk)) as outcome:

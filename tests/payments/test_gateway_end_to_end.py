@@ -3,15 +3,17 @@ notification travels through the real worker to the site's webhook (served by a 
 then does money move. Real worker, Redis, PostgreSQL and HTTP throughout."""
 
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 
 from orders.models import Batch, Order, OrderStatusChange
-from payments.models import GatewayEvent, Payment, Refund
+from payments.models import GatewayEvent, Payment, PaymentAttempt, Refund
 from payments.sandbox.models import SandboxCharge, SandboxNotification
 from tests.factories import UserFactory
 from tests.orders.factories import ProductFactory
-from tests.payments.sandbox import gateway_path
+from tests.payments.sandbox import gateway_path, open_attempt
 
 
 @pytest.fixture
@@ -81,8 +83,8 @@ def test_a_notification_the_site_could_not_take_is_delivered_by_a_retry(
     ProductFactory(sku="CARD", unit_price=Decimal("4.35"))
     batch = place_via_api(api_client, wait_for_batch, [{"kind": "goods", "sku": "CARD"}])
     payment = Payment.objects.get(batch=batch)
-    gateway_path(payment)  # the customer opened the pay page: the gateway knows the payment
-    charge = SandboxCharge.objects.get(merchant_reference=payment.reference)
+    attempt = open_attempt(payment)  # the customer chose the sandbox: the gateway knows the attempt
+    charge = SandboxCharge.objects.get(merchant_reference=attempt.reference)
     real_notify_url = charge.notify_url
     # the site's webhook is unreachable for the first delivery
     SandboxCharge.objects.filter(pk=charge.pk).update(notify_url="http://127.0.0.1:1/payments/webhooks/sandbox/")
@@ -141,16 +143,43 @@ def test_refunding_orders_of_a_paid_payment_one_by_one(site, api_client, client,
     assert (detail["status"], detail["refunded_amount"]) == ("refunded", "65.50")
 
 
-def test_declining_on_the_gateway_page_cancels_the_batch(site, api_client, client, wait_for_batch, wait_until):
+def test_declined_on_the_gateway_page_then_paid_on_a_second_attempt(
+    site, api_client, client, wait_for_batch, wait_until
+):
+    from orders.models import Product
+
     ProductFactory(sku="CARD", unit_price=Decimal("4.35"), stock=3)
     batch = place_via_api(api_client, wait_for_batch, [{"kind": "goods", "sku": "CARD"}])
     payment = Payment.objects.get(batch=batch)
+    client.force_login(batch.owner)
+    pay_url = f"/payments/pay/{payment.reference}/"
 
-    pay_on_gateway_page(client, payment, decision="decline")
+    # the shopper chooses the sandbox on the payment page and declines on the gateway's page
+    first = urlsplit(client.post(pay_url, {"method": "sandbox:page"})["Location"]).path
+    assert client.post(first, {"decision": "decline"}).status_code == 302
+    declined = wait_until(
+        lambda: PaymentAttempt.objects.filter(payment=payment, status=PaymentAttempt.Status.DECLINED).first(),
+        timeout=30,
+        what="the decline to arrive",
+    )
 
-    wait_for_payment(wait_until, payment, Payment.Status.FAILED)
+    # the batch still waits for payment, its stock held, and says so
     batch.refresh_from_db()
-    assert batch.status == Batch.Status.CANCELLED
-    from orders.models import Product
+    assert (batch.status, Payment.objects.get(pk=payment.pk).status) == (Batch.Status.AWAITING_PAYMENT, "pending")
+    assert Product.objects.get(sku="CARD").stock == 2
+    page = client.get(f"/batches/{batch.pk}/?returned=1").content.decode()
+    assert "Payment declined — try again." in page and f'href="{settings.SITE_URL}{pay_url}"' in page
+    assert "every 1s" not in page  # nothing to wait for: the shopper's turn
 
-    assert Product.objects.get(sku="CARD").stock == 3
+    # they try again, and pay
+    second = urlsplit(client.post(pay_url, {"method": "sandbox:page"})["Location"]).path
+    assert second != first  # a new attempt, a new charge at the gateway
+    client.post(second, {"decision": "pay"})
+
+    wait_for_payment(wait_until, payment, Payment.Status.SUCCEEDED)
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.PAID
+    assert Payment.objects.filter(batch=batch).count() == 1
+    attempts = list(payment.attempts.order_by("created_at").values_list("status", flat=True))
+    assert attempts == ["declined", "succeeded"]
+    assert declined.reference != payment.attempts.get(status="succeeded").reference

@@ -4,6 +4,7 @@ passes them all; each breakage in the database is found, exactly."""
 from datetime import timedelta
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -11,9 +12,10 @@ from orders import invariants
 from orders import services as order_services
 from orders.models import Batch, Order
 from payments import services
-from payments.models import GatewayEvent, Payment, PaymentAllocation, Refund
+from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund
 from payments.tasks import expire_unpaid_payments
 from tests.invariants import drop_unique, found, pay
+from tests.payments.factories import PaymentAttemptFactory
 from tests.payments.sandbox import deliver, pay_at_gateway
 
 
@@ -98,6 +100,7 @@ def test_an_order_paid_without_a_succeeded_payment_is_reported(placed_batch):
 
 def test_a_succeeded_payment_whose_orders_were_not_marked_paid_is_reported(placed_batch):
     batch = placed_batch()
+    PaymentAttemptFactory(payment=batch.payment, status=PaymentAttempt.Status.SUCCEEDED)
     Payment.objects.filter(pk=batch.payment.pk).update(status=Payment.Status.SUCCEEDED)
 
     assert found() == {"paid_payment_not_applied": [str(batch.payment.pk)]}
@@ -106,20 +109,77 @@ def test_a_succeeded_payment_whose_orders_were_not_marked_paid_is_reported(place
 def test_refunds_above_what_was_paid_are_reported(placed_batch):
     batch = placed_batch()  # 10 + 20 + 30
     pay(batch)
+    attempt = batch.payment.attempts.get()
     first, second = batch.orders.filter(row_index__in=[0, 1]).order_by("row_index")
-    Refund.objects.create(payment=batch.payment, order=first, amount=Decimal("50.00"), provider_reference="re_1")
-    Refund.objects.create(payment=batch.payment, order=second, amount=Decimal("20.00"), provider_reference="re_2")
+    for order, amount in ((first, "50.00"), (second, "20.00")):
+        Refund.objects.create(payment=batch.payment, attempt=attempt, order=order, amount=Decimal(amount))
 
-    assert found() == {"refunds_exceed_payment": [str(batch.payment.pk)]}
+    assert found() == {"refunds_exceed_payment": [str(batch.payment.pk)], "refunds_exceed_attempt": [str(attempt.pk)]}
 
 
 def test_a_refund_of_a_payment_never_paid_is_reported(placed_batch):
     batch = placed_batch()
-    Refund.objects.create(
-        payment=batch.payment, order=batch.orders.first(), amount=Decimal("10.00"), provider_reference="re_1"
+    attempt = PaymentAttemptFactory(payment=batch.payment)  # open: nothing captured
+    refund = Refund.objects.create(
+        payment=batch.payment, attempt=attempt, order=batch.orders.first(), amount=Decimal("10.00")
     )
 
-    assert found() == {"refunds_exceed_payment": [str(batch.payment.pk)]}
+    assert found() == {
+        "refunds_exceed_payment": [str(batch.payment.pk)],
+        "refunds_exceed_attempt": [str(attempt.pk)],
+        "refund_of_the_wrong_attempt": [str(refund.pk)],
+    }
+
+
+def test_a_refund_of_an_orders_share_through_another_attempt_than_the_one_that_paid_is_reported(placed_batch):
+    batch = placed_batch()
+    pay(batch)
+    declined = PaymentAttemptFactory(payment=batch.payment, status=PaymentAttempt.Status.DECLINED)
+    refund = Refund.objects.create(
+        payment=batch.payment, attempt=declined, order=batch.orders.first(), amount=Decimal("10.00")
+    )
+
+    assert found() == {"refunds_exceed_attempt": [str(declined.pk)], "refund_of_the_wrong_attempt": [str(refund.pk)]}
+
+
+def test_an_attempts_refunded_amount_without_confirmed_refunds_is_reported(placed_batch):
+    batch = placed_batch()
+    pay(batch)
+    attempt = batch.payment.attempts.get()
+    PaymentAttempt.objects.filter(pk=attempt.pk).update(refunded_amount=Decimal("10.00"))
+
+    assert found() == {"refunds_exceed_attempt": [str(attempt.pk)]}
+
+
+# --- Attempts: one success per payment ----------------------------------------------------------------------
+
+
+def test_a_paid_payment_with_two_succeeded_attempts_is_reported(placed_batch):
+    with connection.cursor() as cursor:  # the partial unique index that forbids it
+        cursor.execute("DROP INDEX attempt_one_success_per_payment")
+    batch = placed_batch()
+    pay(batch)
+    PaymentAttemptFactory(payment=batch.payment, status=PaymentAttempt.Status.SUCCEEDED)
+
+    assert found() == {"payment_success_disagrees_with_attempts": [str(batch.payment.pk)]}
+
+
+def test_a_paid_payment_without_a_succeeded_attempt_and_a_success_of_an_unpaid_one_are_reported(placed_batch):
+    paid, unpaid = placed_batch(), placed_batch(prices=("5.00",))
+    pay(paid)
+    PaymentAttempt.objects.filter(payment=paid.payment).update(status=PaymentAttempt.Status.CLOSED)
+    PaymentAttemptFactory(payment=unpaid.payment, status=PaymentAttempt.Status.SUCCEEDED)
+
+    assert found() == {
+        "payment_success_disagrees_with_attempts": [str(pk) for pk in sorted([paid.payment.pk, unpaid.payment.pk])]
+    }
+
+
+def test_an_attempt_for_another_amount_than_its_payment_is_reported(placed_batch):
+    batch = placed_batch()
+    attempt = PaymentAttemptFactory(payment=batch.payment, amount=Decimal("59.99"))
+
+    assert found() == {"attempt_amount_differs_from_payment": [str(attempt.pk)]}
 
 
 def test_a_refunded_amount_without_confirmed_refunds_is_reported(placed_batch):
@@ -145,14 +205,21 @@ def test_an_order_refunded_without_a_confirmed_refund_is_reported(placed_batch):
 def test_money_captured_for_an_expired_payment_and_kept_is_reported(placed_batch):
     batch = placed_batch()
     payment = batch.payment
+    attempt = PaymentAttemptFactory(payment=payment)
     Payment.objects.filter(pk=payment.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     expire_unpaid_payments()
     # a success arrived afterwards, and nothing gave the money back
-    GatewayEvent.objects.create(
-        provider="sandbox", event_id="evt_late", type="payment.succeeded", payment=payment, payload={}
-    )
+    PaymentAttempt.objects.filter(pk=attempt.pk).update(status=PaymentAttempt.Status.UNHONOURED)
 
-    assert found() == {"unhonoured_capture_not_refunded": [str(payment.pk)]}
+    assert found() == {"unhonoured_capture_not_refunded": [str(attempt.pk)]}
+
+
+def test_a_second_capture_of_a_paid_payment_kept_is_reported(placed_batch):
+    batch = placed_batch()
+    pay(batch)
+    second = PaymentAttemptFactory(payment=batch.payment, status=PaymentAttempt.Status.UNHONOURED)
+
+    assert found() == {"unhonoured_capture_not_refunded": [str(second.pk)]}
 
 
 # --- Stuck work --------------------------------------------------------------------------------------------
@@ -161,7 +228,9 @@ def test_money_captured_for_an_expired_payment_and_kept_is_reported(placed_batch
 def test_a_refund_never_requested_past_its_retry_time_is_reported(placed_batch):
     batch = placed_batch()
     pay(batch)
-    refund = Refund.objects.create(payment=batch.payment, order=batch.orders.first(), amount=Decimal("10.00"))
+    refund = Refund.objects.create(
+        payment=batch.payment, attempt=batch.payment.attempts.get(), order=batch.orders.first(), amount=Decimal("10.00")
+    )
     retry_time = services.REFUND_REQUEST_RETRY_AFTER.total_seconds() + invariants.beat_period(
         "payments.tasks.request_unanswered_refunds"
     )

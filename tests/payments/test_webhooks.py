@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from orders.models import Batch, Order, OrderStatusChange, Product
-from payments.models import GatewayEvent, Payment
+from payments.models import GatewayEvent, Payment, PaymentAttempt
 from tests.payments.conftest import WEBHOOK_URL, gateway_event
 
 
@@ -66,9 +66,9 @@ def test_a_bad_signature_is_400_and_changes_nothing(batch, post_webhook, tamper,
 @pytest.mark.parametrize(
     "event_kwargs, message",
     [
-        ({"amount": Decimal("59.99")}, "amount 59.99 does not match the payment's 60.00"),
-        ({"amount": Decimal("60.01")}, "amount 60.01 does not match the payment's 60.00"),
-        ({"currency": "USD"}, "currency USD does not match the payment's CNY"),
+        ({"amount": Decimal("59.99")}, "amount 59.99 does not match the attempt's 60.00"),
+        ({"amount": Decimal("60.01")}, "amount 60.01 does not match the attempt's 60.00"),
+        ({"currency": "USD"}, "currency USD does not match the attempt's CNY"),
     ],
 )
 def test_a_notification_that_does_not_match_the_payment_is_400_and_not_applied(
@@ -81,14 +81,33 @@ def test_a_notification_that_does_not_match_the_payment_is_400_and_not_applied(
     assert_unchanged(batch)
 
 
-def test_an_unknown_reference_is_404(batch, post_webhook):
+@pytest.mark.parametrize("reference", ["pa_nobody", "payment"], ids=["unknown", "the-payment-not-an-attempt"])
+def test_an_unknown_reference_is_404(batch, post_webhook, reference):
     event = gateway_event(batch.payment)
-    event["data"]["reference"] = "pay_nobody"
+    # A notification names an attempt: the payment's own reference names none.
+    event["data"]["reference"] = batch.payment.reference if reference == "payment" else reference
 
     response = post_webhook(event)
 
     assert response.status_code == 404
+    assert response.json()["detail"] == f"no payment attempt has the reference {event['data']['reference']!r}"
     assert_unchanged(batch)
+
+
+def test_a_notification_for_another_rails_attempt_is_404(batch, post_webhook):
+    event = gateway_event(batch.payment)
+    PaymentAttempt.objects.filter(reference=event["data"]["reference"]).update(provider="wechat")
+
+    response = post_webhook(event)  # signed with the sandbox's secret, for an attempt on WeChat Pay
+
+    assert response.status_code == 404
+    assert_unchanged(batch)
+
+
+def test_an_unknown_rail_is_404_in_json(client, db):
+    response = client.post("/payments/webhooks/nowhere/", b"{}", content_type="application/json")
+
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
 
 
 @pytest.mark.parametrize(
@@ -140,12 +159,16 @@ def test_the_webhook_only_accepts_post(client, db):
     assert client.get(WEBHOOK_URL).status_code == 405
 
 
-def test_a_declined_payment_cancels_the_orders_and_releases_stock(batch, post_webhook):
-    response = post_webhook(gateway_event(batch.payment, "payment.failed"))
+def test_a_declined_attempt_leaves_the_payment_pending_and_the_orders_held(batch, post_webhook):
+    event = gateway_event(batch.payment, "payment.failed")
+
+    response = post_webhook(event)
 
     assert response.status_code == 200
+    assert response.json()["detail"] == "attempt declined; payment pending"
     batch.refresh_from_db()
-    assert batch.payment.status == Payment.Status.FAILED
-    assert batch.status == Batch.Status.CANCELLED
-    assert set(batch.orders.values_list("status", flat=True)) == {Order.Status.CANCELLED}
-    assert set(Product.objects.values_list("stock", flat=True)) == {5}
+    assert PaymentAttempt.objects.get(reference=event["data"]["reference"]).status == PaymentAttempt.Status.DECLINED
+    assert batch.payment.status == Payment.Status.PENDING
+    assert batch.status == Batch.Status.AWAITING_PAYMENT
+    assert set(batch.orders.values_list("status", flat=True)) == {Order.Status.AWAITING_PAYMENT}
+    assert set(Product.objects.values_list("stock", flat=True)) == {4}  # still held for the next try

@@ -56,7 +56,7 @@ def test_a_session_post_without_csrf_token_is_a_403_in_json(db):
     assert "CSRF" in assert_json_error(response, 403, "permission_denied")["detail"]
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nowhere/", "/api/v2/batches/", "/payments/webhooks/nowhere/"])
+@pytest.mark.parametrize("path", ["/api/v1/nowhere/", "/api/v2/batches/", "/payments/webhooks/sandbox/nowhere/"])
 def test_an_unknown_machine_path_is_a_404_in_json(client, db, path):
     assert_json_error(client.get(path), 404, "not_found")
 

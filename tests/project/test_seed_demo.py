@@ -139,9 +139,11 @@ def test_every_example_of_the_spec_and_the_readme_works_on_a_freshly_seeded_site
     payment_body = api.get(f"/api/v1/payments/{payment.pk}/")
     assert payment_body.status_code == 200
 
-    # paid at the sandbox gateway (the pay URL leads there), then POST /api/v1/payments/{id}/refunds/
-    # {"order": id} (the demo user is staff)
-    to_gateway = client.get(urlsplit(payment_body.json()["pay_url"]).path)
+    # paid at the sandbox gateway (the pay URL offers it, and choosing it leads there), then
+    # POST /api/v1/payments/{id}/refunds/ {"order": id} (the demo user is staff)
+    pay_url = urlsplit(payment_body.json()["pay_url"]).path
+    assert 'value="sandbox:page"' in client.get(pay_url).content.decode()
+    to_gateway = client.post(pay_url, {"method": "sandbox:page"})
     assert to_gateway.status_code == 302
     pay_page = urlsplit(to_gateway["Location"]).path
     assert client.post(pay_page, {"decision": "pay"}).status_code == 302

@@ -126,16 +126,17 @@ def paid_top_up(user, phone="13800138000"):
     from payments.providers import Notification
     from payments.services import notification_apply
     from tests.orders.pipeline import batch_place
+    from tests.payments.factories import PaymentAttemptFactory
 
     batch = batch_place(owner=user, rows=[{"kind": "mobile", "phone": phone, "face_value": "50"}])
-    payment = Payment.objects.get(batch=batch)
+    attempt = PaymentAttemptFactory(payment=Payment.objects.get(batch=batch))
     notification_apply(
         provider_name="sandbox",
         notification=Notification(
             event_id="evt-1",
             type="payment.succeeded",
-            reference=payment.reference,
-            amount=payment.amount,
+            reference=attempt.reference,
+            amount=attempt.amount,
             currency="CNY",
         ),
     )

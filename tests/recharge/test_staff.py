@@ -125,7 +125,7 @@ def test_a_retried_top_up_that_fails_for_good_again_is_refunded_again(user, one_
     assert Order.objects.get(pk=order.pk).status == Order.Status.REFUNDED
 
 
-def refuses(self, refund):
+def refuses(self, refund, *, notify_url):
     raise ProviderError("this merchant account may not refund")
 
 

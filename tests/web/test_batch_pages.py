@@ -114,3 +114,16 @@ def test_sign_up_with_mismatched_passwords_names_the_field(client, db):
 
     assert response.status_code == 400
     assert "The two password fields didn’t match." in response.content.decode()
+
+
+def test_a_declined_attempt_leaves_the_batch_payable_and_says_so(shopper, placed):
+    from payments.models import PaymentAttempt
+    from tests.payments.factories import PaymentAttemptFactory
+
+    PaymentAttemptFactory(payment=placed.payment, status=PaymentAttempt.Status.DECLINED)
+
+    html = shopper.get(f"/batches/{placed.pk}/?returned=1").content.decode()
+
+    assert "Pay for your orders" in html and "Payment declined — try again." in html
+    assert f'/payments/pay/{placed.payment.reference}/"' in html  # the pay button, for another try
+    assert "Waiting for the payment to be confirmed" not in html and "every 1s" not in html

@@ -1,0 +1,76 @@
+"""Write operations of the payments app.
+
+The orders app hands a placed batch over through the `Billing` it was given (payments/billing.py), which
+records the merged payment here. A shopper pays it through attempts, one per try on a rail. Money moves only
+on a rail's word: a verified notification (`notification_apply`), its answer to a query (the reconcile and
+expiry jobs) or its signed answer to a refund request; all go through the same functions.
+
+Locks follow orders/locking.py (batch → payment → attempts → orders → refunds). No rail is called while a
+lock is held: starting an attempt, closing one and requesting a refund record the intent first, call the
+rail after commit, and apply its answer in a short transaction of their own.
+"""
+
+from payments.services.attempts import (
+    CLOSE_TASK,
+    attempt_apply_closed,
+    attempt_apply_failure,
+    attempt_apply_success,
+    attempt_close_at_rail,
+    attempt_reconcile,
+    attempt_start,
+    attempts_close_open,
+    payment_reconcile,
+)
+from payments.services.notifications import UnknownAttempt, notification_apply
+from payments.services.outcomes import Applied, AttemptNotStarted, PaymentError
+from payments.services.payments import (
+    payment_cancel_for_batch,
+    payment_create_for_batch,
+    payment_expire,
+    payment_pay_url,
+)
+from payments.services.refunds import (
+    REFUND_QUERY_AFTER,
+    REFUND_REQUEST_RETRY_AFTER,
+    payment_refund_order,
+    refund_apply_failure,
+    refund_apply_success,
+    refund_confirm,
+    refund_fail,
+    refund_query,
+    refund_record,
+    refund_request,
+    refunds_request_unanswered,
+)
+
+__all__ = [
+    "CLOSE_TASK",
+    "REFUND_QUERY_AFTER",
+    "REFUND_REQUEST_RETRY_AFTER",
+    "Applied",
+    "AttemptNotStarted",
+    "PaymentError",
+    "UnknownAttempt",
+    "attempt_apply_closed",
+    "attempt_apply_failure",
+    "attempt_apply_success",
+    "attempt_close_at_rail",
+    "attempt_reconcile",
+    "attempt_start",
+    "attempts_close_open",
+    "notification_apply",
+    "payment_cancel_for_batch",
+    "payment_create_for_batch",
+    "payment_expire",
+    "payment_pay_url",
+    "payment_reconcile",
+    "payment_refund_order",
+    "refund_apply_failure",
+    "refund_apply_success",
+    "refund_confirm",
+    "refund_fail",
+    "refund_query",
+    "refund_record",
+    "refund_request",
+    "refunds_request_unanswered",
+]
