@@ -221,6 +221,7 @@ class FakeWeChatPay:
         self.refunds: dict[str, FakeRefund] = {}
         self.received: list[Received] = []
         self.sign_answers_with_wrong_key = False
+        self.answer_delay = 0.0  # seconds before each answer, to make the shop's calls time out
         self._failures: list[tuple[str, int, str]] = []  # (path prefix, status, code) for the next requests
         self._bill_changes: dict[str, Decimal | None] = {}
         self._bills: dict[str, bytes] = {}
@@ -481,6 +482,7 @@ class FakeWeChatPay:
             else:
                 status, answer = self._failure(path) or self._route(method, path, query, body)
             self.received.append(Received(method, path, body, status))
+        time.sleep(self.answer_delay)
         if isinstance(answer, bytes):  # a bill file: not signed, its SHA1 was given with download_url
             self._send(request, status, answer, "application/octet-stream", signed=False)
         else:
