@@ -4,7 +4,7 @@ Variables (see README "Configuration"): DEBUG, SECRET_KEY, ALLOWED_HOSTS, DATABA
 CELERY_BROKER_URL, CELERY_RESULT_BACKEND, CELERY_TASK_ALWAYS_EAGER, SANDBOX_WEBHOOK_SECRET, BATCH_MAX_ROWS,
 PAYMENT_EXPIRY_MINUTES, BATCH_PLACING_TIMEOUT_SECONDS, BATCH_MAX_DISPATCHES, EMAIL_URL, DEFAULT_FROM_EMAIL,
 API_THROTTLE_TOKEN, LOGIN_FAILURE_LIMIT, LOGIN_LOCKOUT_MINUTES, LOGIN_SLOW_AFTER, LOGIN_SLOW_SECONDS,
-CAPTCHA_TIMEOUT_MINUTES, CAPTCHA_FLITE_PATH. Secrets have no default unless DEBUG is on.
+CAPTCHA_TIMEOUT_MINUTES, CAPTCHA_FLITE_PATH, WECHATPAY_* (below). Secrets have no default unless DEBUG is on.
 """
 
 import shutil
@@ -431,6 +431,24 @@ RECHARGE_REDRIVE_AFTER_SECONDS = env.float("RECHARGE_REDRIVE_AFTER_SECONDS", def
 RECHARGE_FACE_VALUES = [
     Decimal(v) for v in env.list("RECHARGE_FACE_VALUES", default=["10", "20", "30", "50", "100", "200", "300", "500"])
 ]
+
+# ------------------------------------------------------------------------------------------------
+# WeChat Pay (API v3): payments/rails/wechat.py; how to go live in docs/payments.md, "WeChat Pay"
+# https://pay.weixin.qq.com/docs/merchant/ (the merchant API v3 documentation)
+# The rail is offered only once every credential is set; keys are PEM text or the path of a PEM file.
+# ------------------------------------------------------------------------------------------------
+WECHATPAY_MCHID = env.str("WECHATPAY_MCHID", default="")
+WECHATPAY_APPID = env.str("WECHATPAY_APPID", default="")
+# The merchant API certificate's private key (apiclient_key.pem) and that certificate's serial number.
+WECHATPAY_PRIVATE_KEY = env.str("WECHATPAY_PRIVATE_KEY", default="")
+WECHATPAY_CERT_SERIAL_NO = env.str("WECHATPAY_CERT_SERIAL_NO", default="")
+WECHATPAY_APIV3_KEY = env.str("WECHATPAY_APIV3_KEY", default="")
+# WeChat Pay's public key and its id (PUB_KEY_ID_…); without them the platform certificates are downloaded
+# into WECHATPAY_CERT_DIR and used instead.
+WECHATPAY_PUBLIC_KEY = env.str("WECHATPAY_PUBLIC_KEY", default="")
+WECHATPAY_PUBLIC_KEY_ID = env.str("WECHATPAY_PUBLIC_KEY_ID", default="")
+WECHATPAY_CERT_DIR = env.str("WECHATPAY_CERT_DIR", default=str(VAR_DIR / "wechatpay-certificates"))
+WECHATPAY_API_BASE = env.str("WECHATPAY_API_BASE", default="https://api.mch.weixin.qq.com").rstrip("/")
 
 LOGGING = {
     "version": 1,
