@@ -39,6 +39,19 @@ class ProviderError(Exception):
     """The gateway refused or could not be reached."""
 
 
+class ProviderUnavailable(Exception):
+    """Network error, timeout, 5xx, SYSTEM_ERROR, FREQUENCY_LIMITED, NOT_ENOUGH balance…: nothing is known to have
+    happened at the rail; ask again later with the same reference / refund number."""
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """How the shopper pays an attempt: exactly one of the two is set."""
+
+    redirect_url: str = ""  # sandbox page, Alipay page/wap pay URL, WeChat H5 h5_url
+    qr_text: str = ""  # WeChat Native code_url: the core draws it as SVG with segno
+
+
 @dataclass(frozen=True)
 class Notification:
     event_id: str
@@ -46,6 +59,7 @@ class Notification:
     reference: str
     amount: Decimal
     currency: str
+    transaction_id: str = ""
     refund_reference: str = ""
     payload: dict[str, Any] | None = None
 
@@ -54,7 +68,36 @@ class GatewayState:
     PAID = "paid"
     OPEN = "open"
     DECLINED = "declined"
+    CLOSED = "closed"
     UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class AttemptState:
+    status: str  # a GatewayState
+    transaction_id: str = ""
+    amount: Decimal | None = None  # what the rail says was paid, when PAID
+
+
+@dataclass(frozen=True)
+class RefundAnswer:
+    provider_reference: str  # the rail's refund id ("" if none given)
+    # True only when the rail's signed answer says the money moved (Alipay fund_change=Y / query says
+    # REFUND_SUCCESS; WeChat status SUCCESS); otherwise the refund stays pending until its notification or a
+    # query says so.
+    succeeded: bool
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    """One line of the rail's daily bill."""
+
+    reference: str  # our attempt reference (out_trade_no)
+    transaction_id: str
+    kind: str  # "payment" | "refund"
+    amount: Decimal  # payment: amount paid; refund: amount refunded
+    status: str  # "succeeded" | "refunded" | "closed" | … as the rail says, lower case
+    refund_reference: str = ""  # our refund number for refund lines
 
 
 class PaymentProvider:
@@ -178,7 +221,12 @@ def _notification_from(payload: object, event_types: tuple[str, ...]) -> Notific
     )
 
 
-_PROVIDERS = {provider.name: provider for provider in (SandboxProvider(),)}
+_PROVIDERS: dict[str, PaymentProvider] = {provider.name: provider for provider in (SandboxProvider(),)}
+
+
+def register(provider: PaymentProvider) -> None:
+    """A rail registers its provider when its module is imported (payments.rails.*)."""
+    _PROVIDERS[provider.name] = provider
 
 
 def get_provider(name: str | None = None) -> PaymentProvider:
