@@ -23,7 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -51,9 +51,6 @@ from payments.providers import (
     RefundAnswer,
     StatementLine,
 )
-
-if TYPE_CHECKING:
-    from django_stubs_ext import StrPromise
 
 logger = logging.getLogger(__name__)
 
@@ -339,7 +336,8 @@ NOTIFIED_PAYMENTS = {
 class AlipayProvider(PaymentProvider):
     name = "alipay"
     label = _("Alipay")
-    methods: ClassVar[dict[str, StrPromise]] = {"page": _("Alipay on a computer"), "wap": _("Alipay on a phone")}
+    # Typed by PaymentProvider (the contract's `methods`), read only: not a ClassVar here, or the two would clash.
+    methods = {"page": _("Alipay on a computer"), "wap": _("Alipay on a phone")}  # noqa: RUF012
     mobile_methods = frozenset({"wap"})
     max_refunds_per_payment = None
 

@@ -69,9 +69,12 @@ def public_pem(key: rsa.RSAPublicKey) -> str:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
-def signed_text(params: Mapping[str, str], *, without: tuple[str, ...]) -> str:
-    """Alipay's string to sign: the parameters sorted by name as name=value, joined by &, empty values left out."""
-    return "&".join(f"{name}={value}" for name, value in sorted(params.items()) if name not in without and value)
+def signed_text(params: Mapping[str, str], *, without: tuple[str, ...], skip_empty: bool = True) -> str:
+    """Alipay's string to sign: the parameters sorted by name as name=value, joined by &. A request's empty values
+    are left out; a notification is signed whole (as Alipay's SDKs check it)."""
+    return "&".join(
+        f"{name}={value}" for name, value in sorted(params.items()) if name not in without and (value or not skip_empty)
+    )
 
 
 def _beijing(moment: datetime) -> str:
@@ -363,7 +366,7 @@ class FakeAlipay:
         if forge:
             # A forgery is another notification: a duplicate's notify_id would hide it behind the genuine one.
             params["notify_id"] = hashlib.sha256(f"{params['notify_id']}|{forge}".encode()).hexdigest()[:34]
-        params["sign"] = self._sign(signed_text(params, without=("sign", "sign_type")))
+        params["sign"] = self._sign(signed_text(params, without=("sign", "sign_type"), skip_empty=False))
         if forge == "signature":
             tampered = bytearray(b64decode(params["sign"]))
             tampered[-1] ^= 0x01
