@@ -4,7 +4,7 @@ Variables (see README "Configuration"): DEBUG, SECRET_KEY, ALLOWED_HOSTS, DATABA
 CELERY_BROKER_URL, CELERY_RESULT_BACKEND, CELERY_TASK_ALWAYS_EAGER, SANDBOX_WEBHOOK_SECRET, BATCH_MAX_ROWS,
 PAYMENT_EXPIRY_MINUTES, BATCH_PLACING_TIMEOUT_SECONDS, BATCH_MAX_DISPATCHES, EMAIL_URL, DEFAULT_FROM_EMAIL,
 API_THROTTLE_TOKEN, LOGIN_FAILURE_LIMIT, LOGIN_LOCKOUT_MINUTES, LOGIN_SLOW_AFTER, LOGIN_SLOW_SECONDS,
-CAPTCHA_TIMEOUT_MINUTES, CAPTCHA_FLITE_PATH, WECHATPAY_* (below). Secrets have no default unless DEBUG is on.
+CAPTCHA_TIMEOUT_MINUTES, CAPTCHA_FLITE_PATH, WECHATPAY_* and ALIPAY_* (below). Secrets have no default unless DEBUG is on.
 """
 
 import shutil
@@ -449,6 +449,21 @@ WECHATPAY_PUBLIC_KEY = env.str("WECHATPAY_PUBLIC_KEY", default="")
 WECHATPAY_PUBLIC_KEY_ID = env.str("WECHATPAY_PUBLIC_KEY_ID", default="")
 WECHATPAY_CERT_DIR = env.str("WECHATPAY_CERT_DIR", default=str(VAR_DIR / "wechatpay-certificates"))
 WECHATPAY_API_BASE = env.str("WECHATPAY_API_BASE", default="https://api.mch.weixin.qq.com").rstrip("/")
+
+# ------------------------------------------------------------------------------------------------
+# Alipay (payments/rails/alipay.py): going live is in docs/payments.md, "Alipay"
+# ------------------------------------------------------------------------------------------------
+# Unset means the rail is not offered (`manage.py preflight` names what is missing). Keys are PEM text (newlines
+# may be written as \n), a path to a PEM file, or the bare base64 that Alipay's key tool shows.
+ALIPAY_APP_ID = env.str("ALIPAY_APP_ID", default="")
+ALIPAY_APP_PRIVATE_KEY = env.str("ALIPAY_APP_PRIVATE_KEY", default="", multiline=True)
+# Alipay's public key (支付宝公钥), shown after the app's public key is uploaded: it verifies Alipay's answers.
+ALIPAY_PUBLIC_KEY = env.str("ALIPAY_PUBLIC_KEY", default="", multiline=True)
+# The merchant's PID (2088 and 12 digits): every notification must name it as seller_id.
+ALIPAY_SELLER_ID = env.str("ALIPAY_SELLER_ID", default="")
+ALIPAY_GATEWAY = env.str("ALIPAY_GATEWAY", default="https://openapi.alipay.com/gateway.do")
+# Connecting and each read give up after this long; the task that called asks again later (same out_request_no).
+ALIPAY_TIMEOUT_SECONDS = env.float("ALIPAY_TIMEOUT_SECONDS", default=10.0)
 
 LOGGING = {
     "version": 1,

@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 
 from payments import signing
+from tests.payments.fakes.alipay import alipay_gateway, fake_alipay  # noqa: F401 - fixtures for every payments test
 from tests.payments.sandbox import WEBHOOK_URL, current_attempt
 
 # The sandbox queues its notifications by task name (orders.tasking), which Celery knows outside a worker only

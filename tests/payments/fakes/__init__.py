@@ -1,1 +1,4 @@
-"""Fake payment rails for tests: real HTTP servers on 127.0.0.1 speaking each rail's documented protocol."""
+"""Fake payment rails for tests: real HTTP servers on 127.0.0.1 that speak each rail's documented protocol.
+
+Test fixtures only: the site never imports them.
+"""
