@@ -84,7 +84,7 @@ class Attempt(Protocol):
     @property
     def currency(self) -> str: ...
     @property
-    def expires_at(self) -> datetime: ...
+    def expires_at(self) -> datetime | None: ...
 
 
 class Refund(Protocol):
@@ -363,7 +363,7 @@ class AlipayProvider(PaymentProvider):
             raise ProviderError(f"Alipay has no method {attempt.method!r}")
         if attempt.currency != "CNY":
             raise ProviderError(f"Alipay takes CNY, not {attempt.currency}")
-        if attempt.expires_at <= timezone.now():
+        if attempt.expires_at is not None and attempt.expires_at <= timezone.now():
             raise ProviderError("the attempt has expired")
         api, product_code = PAY_APIS[attempt.method]
         biz = {
@@ -371,15 +371,16 @@ class AlipayProvider(PaymentProvider):
             "total_amount": _yuan(attempt.amount),
             "subject": _subject(description),
             "product_code": product_code,
-            # Alipay closes the trade itself at the payment's expiry, even if nobody asks it to.
-            "time_expire": _shanghai(attempt.expires_at),
         }
+        if attempt.expires_at is not None:
+            # Alipay closes the trade itself at the payment's expiry, even if nobody asks it to.
+            biz["time_expire"] = _shanghai(attempt.expires_at)
         if attempt.method == "wap":
             biz["quit_url"] = return_url  # where a shopper who gives up half-way goes back to
         url = self._gateway().checkout_url(api, biz, return_url=return_url, notify_url=notify_url)
         return Checkout(redirect_url=url)
 
-    def query(self, attempt: Attempt) -> AttemptState:  # type: ignore[override]  # main's base still has the old query(payment)
+    def query(self, attempt: Attempt) -> AttemptState:
         answer = self._gateway().call("alipay.trade.query", {"out_trade_no": attempt.reference})
         if answer.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
             # Page and wap trades exist at Alipay only once the shopper has opened the cashier (wap: paid).
@@ -406,7 +407,7 @@ class AlipayProvider(PaymentProvider):
                 raise ProviderError("Alipay: the trade was paid before it could be closed")
         raise _refusal("alipay.trade.close", answer)
 
-    def refund(self, refund: Refund, *, notify_url: str) -> RefundAnswer:  # type: ignore[override]  # as query
+    def refund(self, refund: Refund, *, notify_url: str) -> RefundAnswer:
         # Alipay sends refund notifications to the payment's notify_url; the refund API takes none.
         biz = {
             "out_trade_no": refund.attempt.reference,

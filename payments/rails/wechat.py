@@ -396,7 +396,7 @@ class WeChatPayProvider(PaymentProvider):
             h5_url += ("&" if "?" in h5_url else "?") + "redirect_url=" + quote(return_url, safe="")
         return Checkout(redirect_url=h5_url)
 
-    def query(self, attempt: _Attempt) -> AttemptState:  # type: ignore[override]  # main's base predates #15
+    def query(self, attempt: _Attempt) -> AttemptState:
         config = self._config()
         try:
             answer = self._call("GET", f"{_order_path(attempt)}?mchid={config.mchid}")
@@ -425,7 +425,7 @@ class WeChatPayProvider(PaymentProvider):
                 return
             raise
 
-    def refund(self, refund: _Refund, *, notify_url: str) -> RefundAnswer:  # type: ignore[override]  # as query()
+    def refund(self, refund: _Refund, *, notify_url: str) -> RefundAnswer:
         """Ask again with the same refund number after ProviderUnavailable: WeChat Pay refunds once per number."""
         body: dict[str, Any] = {
             "out_trade_no": refund.attempt.reference,
