@@ -23,7 +23,9 @@ BATCHES_PATH = "/api/v1/batches/"
 # gunicorn's own worker timeout: a request that takes longer has been killed on the server anyway.
 REQUEST_TIMEOUT = 30
 # What each kind of request answers when all goes well; the 302s are the pay flow's redirects.
-EXPECTED_STATUS = {"submit": 202, "poll": 200, "pay": 302, "gateway page": 200, "gateway pay": 302}
+EXPECTED_STATUS = {"submit": 202, "poll": 200, "pay page": 200, "pay": 302, "gateway page": 200, "gateway pay": 302}
+# The payment page's button for the sandbox gateway (provider:method).
+SANDBOX_METHOD = "sandbox:page"
 CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 # The catalogue the rows use; bench.load creates it. Half of the goods track stock (rows then take the
@@ -89,12 +91,19 @@ class Http:
 
 
 def pay_as_a_shopper(http: Http, pay_url: str) -> None:
-    """Follow the pay URL to the sandbox gateway's page and press Pay, as a shopper's browser does: a fresh
-    browser (its own cookies), the page's CSRF token in the form. The gateway then notifies the site from
-    a Celery task. The redirect back to the website's result page is not followed: that page is for the
-    logged-in shopper, and the client follows the batch through the API instead."""
+    """Follow the pay URL, choose the sandbox gateway among the ways to pay, and press Pay on its page, as a
+    shopper's browser does: a fresh browser (its own cookies), each page's CSRF token in its form. The gateway
+    then notifies the site from a Celery task. The redirect back to the website's result page is not followed:
+    that page is for the logged-in shopper, and the client follows the batch through the API instead."""
     browser = requests.Session()
-    gateway_url = urljoin(pay_url, http.request(browser, "pay", "GET", pay_url).headers["Location"])
+    methods = http.request(browser, "pay page", "GET", pay_url)
+    token = CSRF_FIELD.search(methods.text)
+    if token is None or f'value="{SANDBOX_METHOD}"' not in methods.text:
+        raise Unexpected(f"pay page: no {SANDBOX_METHOD} method to choose at {pay_url}")
+    chosen = http.request(
+        browser, "pay", "POST", pay_url, data={"csrfmiddlewaretoken": token[1], "method": SANDBOX_METHOD}
+    )
+    gateway_url = urljoin(pay_url, chosen.headers["Location"])
     page = http.request(browser, "gateway page", "GET", gateway_url)
     token = CSRF_FIELD.search(page.text)
     if token is None:

@@ -22,7 +22,8 @@ PERCENTILES = (50, 95, 99)
 KINDS = {
     "submit": "POST /api/v1/batches/",
     "poll": "GET /api/v1/batches/{id}/",
-    "pay": "GET the pay URL (302 to the gateway)",
+    "pay page": "GET the pay URL (the ways to pay)",
+    "pay": "POST the sandbox as the way to pay (302 to it)",
     "gateway page": "GET the sandbox gateway's page",
     "gateway pay": "POST Pay on it (302 back)",
 }
