@@ -66,8 +66,13 @@ def test_a_20_order_batch_is_one_payment_paid_through_the_gateway_page(
     batch.refresh_from_db()
     assert batch.status == Batch.Status.PAID
     assert set(orders.values_list("status", flat=True)) == {Order.Status.PAID}
-    notification = SandboxNotification.objects.get()
-    assert notification.delivered_at is not None
+    # the worker records the delivery once the webhook's 200 is back, a moment after the payment is applied
+    notification = wait_until(
+        lambda: SandboxNotification.objects.filter(delivered_at__isnull=False).first(),
+        timeout=10,
+        what="the notification's delivery to be recorded",
+    )
+    assert SandboxNotification.objects.count() == 1
 
     # the gateway delivers the same event again: answered 200, nothing changes
     audit_rows = OrderStatusChange.objects.filter(order__batch=batch).count()
