@@ -51,7 +51,8 @@ class Rail:
     method: str
     fake: Any
 
-    def pay(self) -> PaymentAttempt:
+    def paid_at_the_rail(self) -> PaymentAttempt:
+        """An attempt started on the rail and paid there, of which we know nothing yet (no notification)."""
         payment = PaymentFactory(pending=True, batch__row_count=2)
         attempt = services.attempt_start(
             payment_reference=payment.reference, provider_name=self.name, method=self.method, client_ip="203.0.113.7"
@@ -61,6 +62,11 @@ class Rail:
             self.fake.pay(attempt.reference)
         else:
             self.fake.mark_paid(attempt.reference)
+        return attempt
+
+    def pay(self) -> PaymentAttempt:
+        """An attempt paid at the rail, and known here to have succeeded (a query told us)."""
+        attempt = self.paid_at_the_rail()
         services.attempt_reconcile(attempt_id=attempt.pk)
         attempt.refresh_from_db()
         assert attempt.status == PaymentAttempt.Status.SUCCEEDED
@@ -284,3 +290,27 @@ def test_the_task_reconciles_every_configured_rail_through_a_worker(
         paid["wechat"].reference,
     )
     assert Payment.objects.filter(status=Payment.Status.SUCCEEDED).count() == 2
+
+
+# -- the jobs that query the rails one attempt at a time ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("job", ["reconcile", "expire"])
+def test_the_reconcile_and_expiry_jobs_ask_each_attempts_own_rail(
+    db: None, settings: Any, fake_alipay: FakeAlipay, job: str
+) -> None:
+    settings.PAYMENT_RECONCILE_AFTER_MINUTES = 0
+    with wechat_pay_fake(settings) as wechat:
+        rails = [Rail("wechat", "native", wechat), Rail("alipay", "page", fake_alipay)]
+        attempts = [rail.paid_at_the_rail() for rail in rails]
+        payment_ids = [attempt.payment_id for attempt in attempts]
+        if job == "expire":
+            Payment.objects.filter(pk__in=payment_ids).update(expires_at=timezone.now() - timedelta(minutes=1))
+            outcome = tasks.expire_unpaid_payments()
+        else:
+            outcome = tasks.reconcile_pending_payments()
+
+    assert outcome == {str(payment_id): "payment succeeded; orders paid" for payment_id in payment_ids}
+    assert set(Payment.objects.filter(pk__in=payment_ids).values_list("status", flat=True)) == {
+        Payment.Status.SUCCEEDED
+    }
