@@ -64,7 +64,7 @@ class StatementOutcome:
     new: int  # of which not already noted
 
     def __str__(self) -> str:
-        return f"{self.provider} {self.day}: {self.lines} bill lines, {self.found} mismatches ({self.new} new)"
+        return f"{self.provider} {self.day}: bill lines {self.lines}, mismatches {self.found} ({self.new} new)"
 
 
 def rail_day_bounds(day: date) -> tuple[datetime, datetime]:

@@ -7,6 +7,7 @@ started at the rail, paid there, learnt by a query; the refund requested and con
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from celery.schedules import crontab
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from config.celery import app as celery_app
@@ -265,6 +267,8 @@ def test_the_daily_job_is_scheduled_after_the_bills_exist_in_chinas_day() -> Non
 def test_the_task_reconciles_every_configured_rail_through_a_worker(
     settings: Any, fake_alipay: FakeAlipay, private_redis: Any, celery_on: Any, start_worker: Any, wait_until: Any
 ) -> None:
+    yesterday, day_before = today() - timedelta(days=1), today() - timedelta(days=2)
+    StatementReconciliation.objects.create(provider="wechat", day=day_before, lines=99, mismatches=0)
     with wechat_pay_fake(settings) as wechat:
         paid = {
             rail.name: rail.pay() for rail in (Rail("wechat", "native", wechat), Rail("alipay", "page", fake_alipay))
@@ -272,24 +276,50 @@ def test_the_task_reconciles_every_configured_rail_through_a_worker(
         wechat.inject_bill_mismatch(paid["wechat"].reference, None)
         broker = private_redis()
         celery_on(broker)
-        start_worker(broker, "statements", **wechat.environment(), **fake_alipay.environ())
+        environment = {**wechat.environment(), **fake_alipay.environ(), "PAYMENT_STATEMENT_LOOKBACK_DAYS": "2"}
+        start_worker(broker, "statements", **environment)
 
+        # staff's "that day, again"
         tasks.reconcile_statements.delay(today().isoformat())
-
         wait_until(
             lambda: StatementReconciliation.objects.filter(day=today()).count() == 3,
             timeout=60,
-            what="the worker to reconcile the sandbox's, WeChat Pay's and Alipay's bills",
+            what="the worker to reconcile the sandbox's, WeChat Pay's and Alipay's bills of today",
+        )
+        # beat's run: the days still due, for every rail
+        tasks.reconcile_statements.delay()
+        wait_until(
+            lambda: StatementReconciliation.objects.filter(day__lt=today()).count() == 6,
+            timeout=60,
+            what="the worker to reconcile the last two days' bills of every rail",
         )
 
-    assert set(StatementReconciliation.objects.values_list("provider", flat=True)) == {"sandbox", "wechat", "alipay"}
+    reconciled = StatementReconciliation.objects.values_list("provider", "day")
+    rails = {"sandbox", "wechat", "alipay"}
+    assert set(reconciled) == {(rail, day) for rail in rails for day in (today(), yesterday, day_before)}
+    # a day already reconciled is not fetched again
+    assert StatementReconciliation.objects.get(provider="wechat", day=day_before).lines == 99
     mismatch = StatementMismatch.objects.get()
-    assert (mismatch.provider, mismatch.kind, mismatch.reference) == (
+    assert (mismatch.provider, mismatch.day, mismatch.kind, mismatch.reference) == (
         "wechat",
+        today(),
         Kind.MISSING_THERE,
         paid["wechat"].reference,
     )
     assert Payment.objects.filter(status=Payment.Status.SUCCEEDED).count() == 2
+
+
+def test_staff_reconcile_a_day_by_hand(db: None, settings: Any) -> None:
+    with wechat_pay_fake(settings) as wechat:
+        attempt = Rail("wechat", "native", wechat).pay()
+        wechat.inject_bill_mismatch(attempt.reference, attempt.amount + 1)
+        out = io.StringIO()
+        call_command("reconcile_statements", "--day", today().isoformat(), "--provider", "wechat", stdout=out)
+        with pytest.raises(CommandError, match="no payment provider 'paypal'"):
+            call_command("reconcile_statements", "--day", today().isoformat(), "--provider", "paypal")
+
+    assert out.getvalue() == f"wechat {today()}: bill lines 1, mismatches 1 (1 new)\n"
+    assert StatementMismatch.objects.get().kind == Kind.AMOUNT
 
 
 # -- the jobs that query the rails one attempt at a time ------------------------------------------------------------
