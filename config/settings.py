@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 from kombu import Queue
@@ -399,6 +400,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # The rails' bills of day D exist the next morning (WeChat Pay's after 10:00 Asia/Shanghai, Alipay's
+    # earlier): hourly from 10:30 to 23:30 there (beat's clock is TIME_ZONE, which Celery takes from Django).
+    # A run reconciles only the days still due, so all but the first of a day ask no rail.
+    "reconcile-statements": {
+        "task": "payments.tasks.reconcile_statements",
+        "schedule": crontab(minute="30", hour="10-23"),
+        "options": {"expires": 3000},
+    },
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -421,6 +430,9 @@ PAYMENT_EXPIRY_MINUTES = env.int("PAYMENT_EXPIRY_MINUTES", default=30)
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # A payment still pending after this long is checked with the gateway, in case a notification was lost.
 PAYMENT_RECONCILE_AFTER_MINUTES = env.int("PAYMENT_RECONCILE_AFTER_MINUTES", default=5)
+# How far back the daily job looks for a rail's bill it could not reconcile yet (docs/payments.md,
+# "Reconciliation").
+PAYMENT_STATEMENT_LOOKBACK_DAYS = env.int("PAYMENT_STATEMENT_LOOKBACK_DAYS", default=7)
 SANDBOX_WEBHOOK_SECRET = _secret("SANDBOX_WEBHOOK_SECRET", "dev-only-sandbox-webhook-secret")
 RECHARGE_UPSTREAM = env.str("RECHARGE_UPSTREAM", default="sandbox")
 RECHARGE_MAX_ATTEMPTS = env.int("RECHARGE_MAX_ATTEMPTS", default=3)

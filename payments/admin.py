@@ -1,5 +1,8 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import Count, Sum
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -16,7 +19,10 @@ from payments.models import (
     PaymentStatusChange,
     Refund,
     RefundStatusChange,
+    StatementMismatch,
+    StatementReconciliation,
 )
+from payments.services import mismatches_resolve
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -228,3 +234,101 @@ class GatewayEventAdmin(ReadOnlyAdmin):
     list_filter = [("needs_attention", admin.BooleanFieldListFilter), "type", "provider"]
     search_fields = ["event_id", "payment__reference", "attempt__reference"]
     list_select_related = ["payment", "attempt"]
+
+
+class ResolvedFilter(admin.SimpleListFilter):
+    title = _("resolved")
+    parameter_name = "resolved"
+
+    def lookups(self, request, model_admin):
+        return [("no", _("No")), ("yes", _("Yes"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("no", "yes"):
+            return queryset.filter(resolved_at__isnull=self.value() == "no")
+        return queryset
+
+
+class ResolveForm(forms.Form):
+    note = forms.CharField(label=_("What was found, and what was done"), max_length=255, widget=forms.Textarea)
+
+
+@admin.register(StatementMismatch)
+class StatementMismatchAdmin(ReadOnlyAdmin):
+    """What a rail's daily bill and our records disagree on. Read-only but for resolving: the bill is the
+    rail's, our records are changed only through the rails' word (a query, a notification)."""
+
+    list_display = [
+        "day",
+        "provider",
+        "kind",
+        "reference",
+        "refund_reference",
+        "ours",
+        "theirs",
+        "noted_at",
+        "is_resolved",
+        "resolved_by",
+    ]
+    list_filter = ["provider", "day", "kind", ResolvedFilter]
+    search_fields = ["reference", "refund_reference"]
+    list_select_related = ["resolved_by"]
+    date_hierarchy = "day"
+    actions = ["resolve"]
+    fields = [
+        "provider",
+        "day",
+        "kind",
+        "reference",
+        "refund_reference",
+        "ours",
+        "theirs",
+        "noted_at",
+        "resolved_at",
+        "resolved_by",
+        "resolution_note",
+    ]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # resolved, never forgotten
+
+    def has_resolve_permission(self, request):
+        return request.user.has_perm("payments.change_statementmismatch")
+
+    @admin.display(description=_("resolved"), boolean=True, ordering="resolved_at")
+    def is_resolved(self, mismatch):
+        return mismatch.resolved_at is not None
+
+    @admin.action(description=_("Mark resolved, with a note"), permissions=["resolve"])
+    def resolve(self, request, queryset):
+        form = ResolveForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            count = mismatches_resolve(
+                mismatch_ids=queryset.values_list("pk", flat=True),
+                user_id=request.user.pk,
+                note=form.cleaned_data["note"],
+            )
+            self.message_user(
+                request,
+                ngettext("%(count)d mismatch resolved.", "%(count)d mismatches resolved.", count) % {"count": count},
+                messages.SUCCESS,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Resolve statement mismatches"),
+            "opts": self.model._meta,
+            "mismatches": queryset,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/payments/statementmismatch/resolve.html", context)
+
+
+@admin.register(StatementReconciliation)
+class StatementReconciliationAdmin(ReadOnlyAdmin):
+    """Which rails' bills of which days were compared with our records, and when."""
+
+    list_display = ["day", "provider", "lines", "mismatches", "reconciled_at"]
+    list_filter = ["provider", "day"]
+    date_hierarchy = "day"

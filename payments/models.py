@@ -320,3 +320,77 @@ class GatewayEvent(models.Model):
 
     def __str__(self):
         return f"{self.provider} {self.type} {self.event_id}"
+
+
+class StatementReconciliation(models.Model):
+    """One rail's bill of one day (Asia/Shanghai), compared with our records. Its row says the day is done: the
+    daily job looks again only at days without one (the rail had not made the bill yet, or could not be reached)."""
+
+    provider = models.CharField(_("provider"), max_length=32)
+    day = models.DateField(_("day"))
+    lines = models.PositiveIntegerField(_("bill lines"))
+    mismatches = models.PositiveIntegerField(_("mismatches found"))
+    reconciled_at = models.DateTimeField(_("reconciled"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("statement reconciliation")
+        verbose_name_plural = _("statement reconciliations")
+        ordering = ["-day", "provider"]
+        constraints = [models.UniqueConstraint(fields=["provider", "day"], name="statementreconciliation_unique_day")]
+
+    def __str__(self):
+        return _("%(provider)s bill of %(day)s") % {"provider": self.provider, "day": self.day}
+
+
+class StatementMismatch(models.Model):
+    """A transaction on which a rail's daily bill and our records disagree, for staff to look into.
+
+    Found once: the key (rail, day, kind, attempt reference, refund reference) makes reconciling a day again
+    add nothing new, and leaves a mismatch staff resolved as they resolved it.
+    """
+
+    class Kind(models.TextChoices):
+        MISSING_HERE = "missing_here", _("on the bill, unknown to us")
+        MISSING_THERE = "missing_there", _("ours, missing from the bill")
+        AMOUNT = "amount", _("different amount")
+        STATUS = "status", _("different status")
+
+    provider = models.CharField(_("provider"), max_length=32)
+    day = models.DateField(_("day"))
+    kind = models.CharField(_("difference"), max_length=16, choices=Kind.choices)
+    # The attempt's reference (the rail's out_trade_no) and, for a refund, our refund number.
+    reference = models.CharField(_("reference"), max_length=64)
+    refund_reference = models.CharField(_("refund reference"), max_length=64, blank=True)
+    ours = models.CharField(_("our records"), max_length=255, blank=True)
+    theirs = models.CharField(_("the rail's bill"), max_length=255, blank=True)
+    noted_at = models.DateTimeField(_("noted"), default=timezone.now)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("resolved by"),
+    )
+    resolution_note = models.CharField(_("resolution note"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("statement mismatch")
+        verbose_name_plural = _("statement mismatches")
+        ordering = ["-day", "provider", "reference"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "day", "kind", "reference", "refund_reference"],
+                name="statementmismatch_unique_finding",
+            ),
+            models.CheckConstraint(
+                condition=Q(resolved_at__isnull=True) | ~Q(resolution_note=""),
+                name="statementmismatch_resolved_with_note",
+            ),
+        ]
+        indexes = [models.Index(fields=["resolved_at", "day"], name="mismatch_resolved_day")]
+
+    def __str__(self):
+        subject = self.refund_reference or self.reference
+        return f"{self.provider} {self.day} {subject}: {self.get_kind_display()}"

@@ -1,7 +1,9 @@
 """Payment jobs: reconcile open attempts with their rails, expire unpaid payments (Celery beat), ask for
-refunds again, and close attempts at their rails (queued through the outbox)."""
+refunds again, close attempts at their rails (queued through the outbox), and compare each rail's daily bill
+with our records."""
 
-from datetime import timedelta
+import logging
+from datetime import date, timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -11,7 +13,9 @@ from django.utils import timezone
 from config.celery import DatabaseRetryingTask
 from payments import services
 from payments.models import Payment, PaymentAttempt
-from payments.providers import ProviderUnavailable
+from payments.providers import RAIL_TIME_ZONE, ProviderError, ProviderUnavailable, configured_providers
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -52,3 +56,42 @@ def expire_unpaid_payments() -> dict[str, str]:
 def close_attempt(attempt_id: int) -> str:
     """An attempt closed here (its payment expired or was cancelled) is closed at its rail too."""
     return services.attempt_close_at_rail(attempt_id=attempt_id)
+
+
+@shared_task
+def reconcile_statements(day: str | None = None) -> dict[str, str]:
+    """Compare every configured rail's daily bill with our records (Celery beat, hourly through China's day).
+
+    Without `day`: each day of the last PAYMENT_STATEMENT_LOOKBACK_DAYS not reconciled yet, so that a bill the
+    rail had not made yet, or a rail that could not be reached, is tried again on the next run. With `day`
+    (YYYY-MM-DD): that day, again, for every rail. Each rail and day is a task of its own.
+    """
+    today = timezone.localdate(timezone=RAIL_TIME_ZONE)
+    queued = {}
+    for provider in configured_providers():
+        if day is not None:
+            days = [date.fromisoformat(day)]
+        else:
+            days = services.statement_days_due(
+                provider_name=provider.name, today=today, lookback_days=settings.PAYMENT_STATEMENT_LOOKBACK_DAYS
+            )
+        for due in days:
+            reconcile_statement.delay(provider.name, due.isoformat())
+        queued[provider.name] = ", ".join(due.isoformat() for due in days) or "nothing due"
+    return queued
+
+
+@shared_task
+def reconcile_statement(provider_name: str, day: str) -> str:
+    """One rail's bill of one day. A bill not made yet, or a rail out of reach, records nothing: the next
+    run of `reconcile_statements` asks again (a long countdown would outlast the broker's visibility timeout)."""
+    try:
+        return str(services.statement_reconcile(provider_name=provider_name, day=date.fromisoformat(day)))
+    except ProviderUnavailable as unavailable:
+        logger.info("%s bill of %s not available yet: %s", provider_name, day, unavailable)
+        return f"not available yet: {unavailable}"
+    except ProviderError as refused:
+        logger.error("%s bill of %s could not be reconciled: %s", provider_name, day, refused)
+        return f"refused: {refused}"
+    except NotImplementedError:
+        return "this rail has no daily bill"

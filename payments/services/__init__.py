@@ -3,7 +3,8 @@
 The orders app hands a placed batch over through the `Billing` it was given (payments/billing.py), which
 records the merged payment here. A shopper pays it through attempts, one per try on a rail. Money moves only
 on a rail's word: a verified notification (`notification_apply`), its answer to a query (the reconcile and
-expiry jobs) or its signed answer to a refund request; all go through the same functions.
+expiry jobs) or its signed answer to a refund request; all go through the same functions. Each rail's daily
+bill is compared with our records (`statement_reconcile`) and what differs is noted for staff.
 
 Locks follow orders/locking.py (batch → payment → attempts → orders → refunds). No rail is called while a
 lock is held: starting an attempt, closing one and requesting a refund record the intent first, call the
@@ -42,6 +43,12 @@ from payments.services.refunds import (
     refund_request,
     refunds_request_unanswered,
 )
+from payments.services.statements import (
+    StatementOutcome,
+    mismatches_resolve,
+    statement_days_due,
+    statement_reconcile,
+)
 
 __all__ = [
     "CLOSE_TASK",
@@ -50,6 +57,7 @@ __all__ = [
     "Applied",
     "AttemptNotStarted",
     "PaymentError",
+    "StatementOutcome",
     "UnknownAttempt",
     "attempt_apply_closed",
     "attempt_apply_failure",
@@ -58,6 +66,7 @@ __all__ = [
     "attempt_reconcile",
     "attempt_start",
     "attempts_close_open",
+    "mismatches_resolve",
     "notification_apply",
     "payment_cancel_for_batch",
     "payment_create_for_batch",
@@ -73,4 +82,6 @@ __all__ = [
     "refund_record",
     "refund_request",
     "refunds_request_unanswered",
+    "statement_days_due",
+    "statement_reconcile",
 ]
