@@ -3,7 +3,9 @@ refunds again, close attempts at their rails (queued through the outbox), and co
 with our records."""
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
+from functools import partial
 
 from celery import shared_task
 from django.conf import settings
@@ -16,6 +18,19 @@ from payments.models import Payment, PaymentAttempt
 from payments.providers import RAIL_TIME_ZONE, ProviderError, ProviderUnavailable, configured_providers
 
 logger = logging.getLogger(__name__)
+
+
+def _each_payment(payment_ids: Iterable[int], job: Callable[..., str]) -> dict[str, str]:
+    """Run a sweep's job on each payment; one that fails is logged and the sweep goes on, so that a payment the
+    job cannot handle (a rail no longer registered, a bug) does not keep every later one waiting forever."""
+    outcomes = {}
+    for payment_id in payment_ids:
+        try:
+            outcomes[str(payment_id)] = job(payment_id=payment_id)
+        except Exception as error:
+            logger.exception("payment %s: %s failed; the sweep goes on", payment_id, getattr(job, "__name__", "job"))
+            outcomes[str(payment_id)] = f"failed: {type(error).__name__}"
+    return outcomes
 
 
 @shared_task
@@ -31,7 +46,7 @@ def reconcile_pending_payments() -> dict[str, str]:
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    return {str(payment_id): services.payment_reconcile(payment_id=payment_id) for payment_id in pending[:500]}
+    return _each_payment(pending[:500], services.payment_reconcile)
 
 
 @shared_task
@@ -44,7 +59,7 @@ def request_unanswered_refunds() -> int:
 def expire_unpaid_payments() -> dict[str, str]:
     now = timezone.now()
     due = Payment.objects.filter(status=Payment.Status.PENDING, expires_at__lte=now).values_list("pk", flat=True)
-    return {str(payment_id): services.payment_expire(payment_id=payment_id, now=now) for payment_id in due[:500]}
+    return _each_payment(due[:500], partial(services.payment_expire, now=now))
 
 
 @shared_task(

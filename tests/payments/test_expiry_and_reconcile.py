@@ -161,3 +161,20 @@ def test_expiry_closes_the_open_attempts_here_and_queues_their_close_at_the_gate
     # what the outbox's task does, once the expiry committed
     assert services.attempt_close_at_rail(attempt_id=second.pk) == "closed at the rail"
     assert SandboxCharge.objects.get(merchant_reference=second.reference).status == SandboxCharge.Status.CLOSED
+
+
+def test_a_payment_the_sweep_cannot_handle_does_not_keep_the_later_ones_waiting(placed_batch):
+    # given: an older payment whose attempt names a rail this site no longer has, and a newer one paid at the
+    # sandbox whose notification was lost
+    stranded = placed_batch().payment
+    PaymentAttemptFactory(payment=stranded, provider="retired-rail")
+    paid = placed_batch().payment
+    gateway.charge_decide(charge_reference=charge_reference(paid), pay=True)
+    overdue(stranded, minutes=-30)
+    overdue(paid, minutes=-30)
+
+    outcome = reconcile_pending_payments()
+
+    assert outcome == {str(stranded.pk): "failed: UnknownProvider", str(paid.pk): "payment succeeded; orders paid"}
+    assert Payment.objects.get(pk=paid.pk).status == Payment.Status.SUCCEEDED
+    assert Payment.objects.get(pk=stranded.pk).status == Payment.Status.PENDING
