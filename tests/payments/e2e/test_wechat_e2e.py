@@ -148,6 +148,14 @@ def test_a_second_wechat_success_is_refunded_through_wechat_and_flagged(rail_sit
     second = pay_natively(client, fake_wechat, payment)  # the shopper asked for a new code, then paid both
 
     assert fake_wechat.mark_paid(first.reference).post().status_code == 204
+    # Once paid, the other code is closed at WeChat Pay, by the worker...
+    wait_until(
+        lambda: requests_to(fake_wechat, "POST", f"/v3/pay/transactions/out-trade-no/{second.reference}/close"),
+        timeout=30,
+        what="the worker to close the other attempt at WeChat Pay",
+    )
+    assert fake_wechat.orders[second.reference].trade_state == "CLOSED"
+    # ...but the shopper's second payment crossed the close: WeChat Pay took the money and notifies it.
     assert fake_wechat.mark_paid(second.reference).post().status_code == 204
 
     wait_until(lambda: fake_wechat.refund_requests, timeout=30, what="the refund request of the second capture")
