@@ -3,8 +3,8 @@
 Starting one records it in a short transaction (the payment locked, pending and not expired), then asks the
 rail outside any transaction or lock, and stores how the shopper pays it. A declined, failed or abandoned
 attempt leaves the payment pending: the shopper may try again, on any rail on offer, until it expires. The
-first success pays the payment; money captured on any other attempt is refunded through that attempt's
-rail and flagged for staff (SPEC 7.8).
+first success pays the payment and closes the attempts still open; money captured on any other attempt is
+refunded through that attempt's rail and flagged for staff (SPEC 7.8).
 """
 
 from __future__ import annotations
@@ -111,6 +111,9 @@ def attempt_apply_success(
         attempt.set_status(PaymentAttempt.Status.SUCCEEDED, note="the rail reports it paid", also=("transaction_id",))
         payment.paid_at = timezone.now()
         payment.set_status(Payment.Status.SUCCEEDED, note=f"attempt {attempt.reference} paid", also=("paid_at",))
+        # A code or page of another attempt left open at its rail would take the money a second time; closed
+        # here before the orders are locked (attempts rank before orders).
+        attempts_close_open(payment=payment, note=f"the payment was paid by attempt {attempt.reference}")
         order_services.batch_mark_paid(batch=batch)
         return Applied("payment succeeded; orders paid")
     attempt.set_status(
