@@ -4,8 +4,11 @@ Alipay's cashier; and reading what the site signed into that redirect."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+import requests
 
 from payments.models import Payment, PaymentAttempt
 
@@ -36,3 +39,19 @@ def signed_parameters(url: str) -> tuple[dict[str, str], dict[str, Any]]:
     """The common parameters of a page/wap pay URL and its decoded biz_content."""
     params = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
     return params, json.loads(params.get("biz_content", "{}"))
+
+
+def press_pay_at_cashier(cashier_url: str, cashier_html: str) -> str:
+    """Press the pay button of the cashier page opened from `cashier_url`, as the shopper's browser posts its
+    form: Alipay takes the money, notifies the site, and sends the browser back; returns where to."""
+    out_trade_no = re.search(r'name="out_trade_no" value="([^"]+)"', cashier_html)
+    action = re.search(r'<form method="post" action="([^"]+)"', cashier_html)
+    assert out_trade_no and action, cashier_html
+    response = requests.post(
+        urljoin(cashier_url, action.group(1)),
+        data={"out_trade_no": out_trade_no.group(1)},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert response.status_code == 302, response.text
+    return str(response.headers["Location"])
