@@ -276,6 +276,10 @@ def test_expiry_closes_the_alipay_trade_and_a_late_success_is_refunded(alipay, c
     attempt.refresh_from_db()
     assert (payment.status, attempt.status) == (Payment.Status.EXPIRED, PaymentAttempt.Status.CLOSED)
     assert alipay.trades[attempt.reference].status == "TRADE_CLOSED"
+    # Alipay's word that the trade is closed tells nothing new.
+    assert notify(alipay, attempt.reference) == (200, b"success")
+    attempt.refresh_from_db()
+    assert attempt.status == PaymentAttempt.Status.CLOSED and not attempt.needs_attention
 
     # The shopper's payment crossed the close: Alipay took the money all the same and says so.
     alipay.pay(attempt.reference, late=True)
@@ -289,3 +293,7 @@ def test_expiry_closes_the_alipay_trade_and_a_late_success_is_refunded(alipay, c
     [asked] = alipay.refund_requests()
     assert (asked.biz["out_trade_no"], Decimal(asked.biz["refund_amount"])) == (attempt.reference, payment.amount)
     assert Refund.objects.get(attempt=attempt).status == Refund.Status.SUCCEEDED
+
+    # The same late notification again: the money went back once.
+    assert notify(alipay, attempt.reference, trade_status="TRADE_SUCCESS") == (200, b"success")
+    assert len(alipay.refund_requests()) == 1 and Refund.objects.count() == 1
