@@ -48,11 +48,13 @@ def alipay_broker(django_db_setup, alipay_gateway):
 
 
 @pytest.fixture
-def alipay(live_server, transactional_db, fake_alipay, alipay_broker, celery_on):
+def alipay(live_server, transactional_db, fake_alipay, alipay_broker, celery_on, wait_for_idle_worker):
     """The fake Alipay gateway, the site's webhook at SITE_URL (the live server), and this process's tasks sent
     to the module's worker."""
     celery_on(alipay_broker)
-    return fake_alipay
+    yield fake_alipay
+    # The worker may still be mailing a receipt: flushing the tables under it can deadlock with it.
+    wait_for_idle_worker()
 
 
 def notify(fake, out_trade_no, **options) -> tuple[int, bytes]:
