@@ -299,3 +299,35 @@ def test_expiry_closes_the_alipay_trade_and_a_late_success_is_refunded(alipay, c
     # The same late notification again: the money went back once.
     assert notify(alipay, attempt.reference, trade_status="TRADE_SUCCESS") == (200, b"success")
     assert len(alipay.refund_requests()) == 1 and Refund.objects.count() == 1
+
+
+def test_a_refund_alipay_could_not_make_is_asked_again_with_the_same_number(alipay, client, placed_batch, wait_until):
+    payment = Payment.objects.get(batch=placed_batch(("10.00", "25.50")))
+    attempt, cashier_url = choose(client, payment, "alipay:page")
+    alipay.open(cashier_url)
+    alipay.pay(attempt.reference)
+    assert notify(alipay, attempt.reference) == (200, b"success")
+    order = payment.batch.orders.order_by("row_index")[0]
+    staff = APIClient()
+    staff.force_authenticate(UserFactory(is_staff=True))
+    alipay.fail_next_refunds(1, "ACQ.SYSTEM_ERROR")
+
+    response = staff.post(f"/api/v1/payments/{payment.pk}/refunds/", {"order": order.pk}, format="json")
+
+    assert (response.status_code, response.json()["status"]) == (201, "pending")
+    refund = Refund.objects.get(order=order)
+    assert alipay.trades[attempt.reference].refunded == 0
+    # A minute on, the worker's sweep asks Alipay again (as beat has it do every few minutes).
+    Refund.objects.filter(pk=refund.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    celery_app.send_task("payments.tasks.request_unanswered_refunds")
+
+    wait_until(
+        lambda: Refund.objects.filter(pk=refund.pk, status=Refund.Status.SUCCEEDED).exists(),
+        timeout=60,
+        what="the worker to ask for the refund again",
+    )
+    first, second = alipay.refund_requests()
+    assert first.biz["out_request_no"] == second.biz["out_request_no"] == refund.reference
+    assert alipay.trades[attempt.reference].refunded == Decimal("10.00")
+    order.refresh_from_db()
+    assert order.status == Order.Status.REFUNDED
