@@ -1,6 +1,8 @@
 """Payment jobs: reconcile open attempts with their rails, expire unpaid payments (Celery beat), ask for
-refunds again, and close attempts at their rails (queued through the outbox)."""
+refunds again; close attempts at their rails, group refunds into requests and send them (queued through the
+outbox)."""
 
+import logging
 from datetime import timedelta
 
 from celery import shared_task
@@ -12,6 +14,8 @@ from config.celery import DatabaseRetryingTask
 from payments import services
 from payments.models import Payment, PaymentAttempt
 from payments.providers import ProviderUnavailable
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -52,3 +56,27 @@ def expire_unpaid_payments() -> dict[str, str]:
 def close_attempt(attempt_id: int) -> str:
     """An attempt closed here (its payment expired or was cancelled) is closed at its rail too."""
     return services.attempt_close_at_rail(attempt_id=attempt_id)
+
+
+@shared_task
+def group_refunds(attempt_id: int) -> str:
+    """The order refunds of an attempt that fell due together become one refund request (or wait longer)."""
+    request = services.refunds_group(attempt_id=attempt_id)
+    return f"request {request.reference} of {request.amount}" if request is not None else "nothing due"
+
+
+@shared_task(
+    autoretry_for=(ProviderUnavailable, *DatabaseRetryingTask.autoretry_for),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    max_retries=8,
+)
+def send_refund_request(request_id: int) -> str:
+    """Ask the rail for a refund request, with the same refund number on every retry; after the retries, the
+    sweeper (`request_unanswered_refunds`) goes on asking."""
+    try:
+        request = services.refund_request_send(request_id=request_id)
+    except services.PaymentError as refused:
+        logger.error("refund request %s refused by the rail: %s", request_id, refused)
+        return f"refused: {refused}"
+    return str(request.status)
