@@ -87,6 +87,7 @@ def test_two_attempts_both_paid_one_counts_and_the_other_is_refunded_through_its
     # the other capture went back, whole, through the rail that took it, and staff are told
     assert (refund.kind, refund.amount, refund.order) == (Refund.Kind.UNHONOURED, Decimal("60.00"), None)
     assert test_rail.refund_requests == [refund.request.reference]
+    assert list(refund.request.refunds.all()) == [refund]  # a request of its own, never grouped
     assert list(SandboxRefund.objects.values_list("charge__merchant_reference", "amount")) == [
         (on_qr.reference, Decimal("60.00"))
     ]
