@@ -228,3 +228,26 @@ def test_a_request_whose_amount_is_not_its_refunds_sum_and_one_over_the_limit_ar
         "refund_request_disagrees_with_refunds": [str(request.pk)],
         "refund_requests_over_the_rails_limit": [str(attempt.pk)],
     }
+
+
+# --- Staff's view ----------------------------------------------------------------------------------------------
+
+
+def test_the_admin_shows_each_request_with_the_refunds_it_carries_read_only(placed_batch, client, test_rail):
+    batch = placed_batch()
+    attempt = paid(client, batch.payment)
+    first, second, _ = batch.orders.order_by("row_index")
+    refunds = [services.payment_refund_order(order=order) for order in (first, second)]
+    request = services.refunds_group(attempt_id=attempt.pk, now=timezone.now() + timedelta(hours=1), requeue=False)
+    assert request is not None
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    listing = client.get("/admin/payments/refundrequest/").content.decode()
+    page = client.get(f"/admin/payments/refundrequest/{request.pk}/change/").content.decode()
+    payment_page = client.get(f"/admin/payments/payment/{batch.payment.pk}/change/").content.decode()
+
+    assert request.reference in listing and "30.00" in listing
+    assert all(refund.reference in page for refund in refunds) and first.number in page
+    assert 'name="reference"' not in page  # read-only: no form fields
+    assert "1 request to the rail" in payment_page
+    assert client.get("/admin/payments/refundrequest/add/").status_code == 403
