@@ -46,6 +46,9 @@ REFUND_QUERY_AFTER = timedelta(minutes=5)
 SWEEP_LIMIT = 500
 # On a rail with a limit of N requests per payment, the last RESERVE of them are spaced ever wider apart.
 MAX_RESERVE = 10
+# A grouping task waits at most this long, then looks again: a longer countdown would outlast the broker's
+# visibility timeout (CELERY_BROKER_TRANSPORT_OPTIONS) and run twice.
+GROUPING_LOOK_AGAIN_AFTER = timedelta(minutes=10)
 
 PAID = (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED)
 
@@ -81,8 +84,7 @@ def refund_record(*, order: Order, reason: str = "") -> Refund:
         payment=payment, attempt=attempt, order=order, amount=allocation.amount, reason=reason[:255]
     )
     if not waiting:
-        due_at = grouping_due_at(payment, attempt)
-        queue_task(GROUP_TASK, attempt.pk, delay=max(0.0, (due_at - timezone.now()).total_seconds()))
+        _queue_grouping(attempt.pk, due_at=grouping_due_at(payment, attempt), now=timezone.now())
     return refund
 
 
@@ -176,7 +178,7 @@ def refunds_group(*, attempt_id: int, now: datetime | None = None, requeue: bool
         due_at = grouping_due_at(payment, attempt)
         if due_at > now:
             if requeue:
-                queue_task(GROUP_TASK, attempt_id, delay=(due_at - now).total_seconds())
+                _queue_grouping(attempt_id, due_at=due_at, now=now)
             return None
         limit = get_provider(attempt.provider).max_refunds_per_payment
         if limit is not None and attempt.refund_requests.count() >= limit:
@@ -196,6 +198,11 @@ def refunds_group(*, attempt_id: int, now: datetime | None = None, requeue: bool
         queue_task(SEND_TASK, request.pk)
     logger.info("refund request %s carries %d refunds of %s", request.reference, len(shares), request.amount)
     return request
+
+
+def _queue_grouping(attempt_id: int, *, due_at: datetime, now: datetime) -> None:
+    wait = min(max(due_at - now, timedelta(0)), GROUPING_LOOK_AGAIN_AFTER)
+    queue_task(GROUP_TASK, attempt_id, delay=wait.total_seconds())
 
 
 def _waiting_shares(attempt: PaymentAttempt) -> QuerySet[Refund]:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from orders.invariants import invariants_check
-from orders.models import Order
+from orders.models import Order, OutboxMessage
 from payments import messages, services
 from payments.models import Payment, Refund, RefundRequest
 from tests.factories import UserFactory
@@ -251,3 +251,19 @@ def test_the_admin_shows_each_request_with_the_refunds_it_carries_read_only(plac
     assert 'name="reference"' not in page  # read-only: no form fields
     assert "1 request to the rail" in payment_page
     assert client.get("/admin/payments/refundrequest/add/").status_code == 403
+
+
+def test_a_share_not_yet_due_is_looked_at_again_within_ten_minutes_not_days_later(placed_batch, client, test_rail):
+    test_rail.max_refunds_per_payment = 1  # the last request: it waits days for the other orders
+    batch = placed_batch()
+    attempt = paid(client, batch.payment)
+    OutboxMessage.objects.all().delete()
+
+    services.payment_refund_order(order=batch.orders.first())
+    services.payment_refund_order(order=batch.orders.last())  # joins the first: no second task
+
+    queued = OutboxMessage.objects.get(task=services.GROUP_TASK)
+    assert queued.args == [attempt.pk]
+    assert queued.due_at <= timezone.now() + timedelta(minutes=10)
+    assert services.refunds_group(attempt_id=attempt.pk) is None  # not due: looked at again later
+    assert OutboxMessage.objects.filter(task=services.GROUP_TASK).count() == 2
