@@ -223,6 +223,13 @@ FILL = [
     FROM payments_payment p JOIN bench_batch b ON b.id = p.batch_id
         JOIN payments_paymentattempt t ON t.payment_id = p.id
     WHERE b.paid_too_late""",
+    # Each refund carried to the rail by a request of its own (as every refund before grouping was).
+    """INSERT INTO payments_refundrequest (amount, status, reason, provider_reference, requested_at, created_at,
+        updated_at, payment_id, attempt_id, reference)
+    SELECT amount, status, reason, provider_reference, requested_at, created_at, updated_at, payment_id, attempt_id,
+        reference
+    FROM payments_refund""",
+    """UPDATE payments_refund r SET request_id = q.id FROM payments_refundrequest q WHERE q.reference = r.reference""",
     """INSERT INTO recharge_fulfilment (status, attempts, extra_attempts, queries, upstream_reference, last_error,
         created_at, updated_at, order_id)
     SELECT CASE WHEN status = 'fulfilled' THEN 'succeeded' ELSE 'failed' END, 1, 0, 0, 'up_bench_' || id, '', now(),

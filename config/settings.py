@@ -426,6 +426,12 @@ BATCH_PLACING_TIMEOUT_SECONDS = env.int("BATCH_PLACING_TIMEOUT_SECONDS", default
 # After this many dispatches, rows that still have no outcome are recorded as failures.
 BATCH_MAX_DISPATCHES = env.int("BATCH_MAX_DISPATCHES", default=3)
 PAYMENT_EXPIRY_MINUTES = env.int("PAYMENT_EXPIRY_MINUTES", default=30)
+# Order refunds of one payment that fall due within this many seconds go to its rail as one refund request,
+# and one payment's requests are at least this far apart (WeChat Pay wants a minute): docs/payments.md,
+# "Refund grouping and its limits".
+PAYMENT_REFUND_GROUPING_SECONDS = env.float("PAYMENT_REFUND_GROUPING_SECONDS", default=60.0)
+# On a rail with a limit, the last request a payment has left waits this long for the refunds still to come.
+PAYMENT_REFUND_LAST_REQUEST_WAIT_HOURS = env.float("PAYMENT_REFUND_LAST_REQUEST_WAIT_HOURS", default=72.0)
 # Where people and gateways reach this site; gateways are given URLs under it to call back.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # A payment still pending after this long is checked with the gateway, in case a notification was lost.

@@ -18,6 +18,8 @@ from payments.models import (
     PaymentAttemptStatusChange,
     PaymentStatusChange,
     Refund,
+    RefundRequest,
+    RefundRequestStatusChange,
     RefundStatusChange,
     StatementMismatch,
     StatementReconciliation,
@@ -142,11 +144,14 @@ class PaymentAdmin(ReadOnlyAdmin):
             _("%(count)d %(status)s (%(amount)s)") % {**row, "status": labels.get(row["status"], row["status"])}
             for row in by_status
         ]
+        requests = payment.refund_requests.count()
         summary = format_html(
-            '{} · <a href="{}" id="payment-refunds">{}</a>',
+            '{} · <a href="{}" id="payment-refunds">{}</a> · <a href="{}" id="payment-refund-requests">{}</a>',
             ", ".join(parts),
             _filtered_changelist(Refund, payment),
             _("see each refund"),
+            _filtered_changelist(RefundRequest, payment),
+            ngettext("%(count)d request to the rail", "%(count)d requests to the rail", requests) % {"count": requests},
         )
         # The refund of a whole capture that could not be honoured is the one staff come here about: name it.
         unhonoured = payment.refunds.filter(kind=Refund.Kind.UNHONOURED).first()
@@ -221,11 +226,77 @@ class PaymentAllocationAdmin(ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["reference", "payment", "attempt", "kind", "order", "amount", "status", "reason", "created_at"]
+    list_display = [
+        "reference",
+        "payment",
+        "attempt",
+        "kind",
+        "order",
+        "amount",
+        "status",
+        "request",
+        "reason",
+        "created_at",
+    ]
     list_filter = ["status", "kind", "created_at"]
-    search_fields = ["reference", "payment__reference", "attempt__reference", "order__number", "provider_reference"]
+    search_fields = [
+        "reference",
+        "payment__reference",
+        "attempt__reference",
+        "order__number",
+        "provider_reference",
+        "request__reference",
+    ]
     inlines = [StatusChangeInline.of(RefundStatusChange)]
-    list_select_related = ["payment", "attempt", "order"]
+    list_select_related = ["payment", "attempt", "order", "request"]
+
+
+class CarriedRefundInline(admin.TabularInline):
+    """The refunds one request carries to the rail, read-only: each order's own share and status."""
+
+    model = Refund
+    fk_name = "request"
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = readonly_fields = ("reference", "kind", "order", "amount", "status", "reason", "created_at")
+    ordering = ["pk"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RefundRequest)
+class RefundRequestAdmin(ReadOnlyAdmin):
+    """What the rail was asked for: one refund number, the sum of the refunds it carries."""
+
+    list_display = ["reference", "payment", "attempt", "amount", "status", "refund_count", "requested_at", "created_at"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["reference", "provider_reference", "payment__reference", "attempt__reference"]
+    list_select_related = ["payment", "attempt"]
+    fields = [
+        "reference",
+        "payment",
+        "attempt",
+        "amount",
+        "status",
+        "reason",
+        "provider_reference",
+        "requested_at",
+        "created_at",
+        "updated_at",
+    ]
+    inlines = [CarriedRefundInline, StatusChangeInline.of(RefundRequestStatusChange)]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(carried=Count("refunds"))
+
+    @admin.display(description=_("refunds"), ordering="carried")
+    def refund_count(self, refund_request):
+        return refund_request.carried
 
 
 @admin.register(GatewayEvent)

@@ -11,7 +11,8 @@ from django.db.models import Count, Exists, F, Model, OuterRef, Q, Sum
 
 from orders.invariants import Context, Found, Invariant
 from orders.models import Batch, BatchRow, Order
-from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund
+from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund, RefundRequest
+from payments.providers import refund_limits
 from payments.services import REFUND_REQUEST_RETRY_AFTER
 
 PAID = (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED, Payment.Status.REFUNDED)
@@ -142,6 +143,40 @@ def _refund_disagrees_with_order(context: Context) -> Found:
     )
 
 
+# --- Refund requests: what the rails were asked for is what the refunds add up to, within their limits -----
+
+
+def _refund_request_disagrees_with_refunds(context: Context) -> Found:
+    # A request is asked for the sum of the refunds it carries, all of its own attempt and payment; its
+    # outcome is theirs (a pending request's refunds are pending: its outcome settles them all at once).
+    requests, refunds = _table(RefundRequest), _table(Refund)
+    return (
+        f"SELECT q.id FROM {requests} q LEFT JOIN {refunds} r ON r.request_id = q.id GROUP BY q.id "
+        "HAVING COUNT(r.id) = 0 OR q.amount <> SUM(r.amount) "
+        "OR BOOL_OR(r.status <> q.status OR r.attempt_id <> q.attempt_id OR r.payment_id <> q.payment_id)",
+        [],
+    )
+
+
+def _refund_settled_without_request(context: Context) -> Found:
+    # Only a share waiting to be grouped has no request; the money moves only on a request's outcome.
+    return (
+        Refund.objects.filter(request__isnull=True)
+        .exclude(kind=Refund.Kind.SHARE, status=Refund.Status.PENDING)
+        .values_list("pk")
+    )
+
+
+def _refund_requests_over_the_rails_limit(context: Context) -> Found:
+    limits = refund_limits()
+    if not limits:
+        return RefundRequest.objects.none().values_list("pk")
+    over = Q()
+    for provider, limit in limits.items():
+        over |= Q(provider=provider, requests__gt=limit)
+    return PaymentAttempt.objects.annotate(requests=Count("refund_requests")).filter(over).values_list("pk")
+
+
 # --- Attempts and SPEC 7.8: one attempt pays a payment; any other capture goes back -----------------------
 
 
@@ -175,8 +210,8 @@ def _refund_request_stuck(context: Context) -> Found:
     cutoff = context.redrive_cutoff(
         after_seconds=REFUND_REQUEST_RETRY_AFTER.total_seconds(), job="payments.tasks.request_unanswered_refunds"
     )
-    return Refund.objects.filter(
-        status=Refund.Status.PENDING, requested_at__isnull=True, created_at__lte=cutoff
+    return RefundRequest.objects.filter(
+        status=RefundRequest.Status.PENDING, requested_at__isnull=True, created_at__lte=cutoff
     ).values_list("pk")
 
 
@@ -270,9 +305,28 @@ INVARIANTS = [
         _unhonoured_capture_not_refunded,
     ),
     Invariant(
-        "refund_request_stuck",
+        "refund_request_disagrees_with_refunds",
+        "refund requests",
+        "a refund request's amount is not the sum of the refunds it carries, carries none, or one of them has "
+        "another status, attempt or payment than the request",
+        _refund_request_disagrees_with_refunds,
+    ),
+    Invariant(
+        "refund_settled_without_request",
         "refunds",
-        "a recorded refund was never acknowledged by the gateway, past the time it is asked again",
+        "a refund other than an order's share waiting to be grouped is carried by no refund request",
+        _refund_settled_without_request,
+    ),
+    Invariant(
+        "refund_requests_over_the_rails_limit",
+        "attempts",
+        "an attempt has more refund requests than its rail takes per payment (WeChat Pay: 50)",
+        _refund_requests_over_the_rails_limit,
+    ),
+    Invariant(
+        "refund_request_stuck",
+        "refund requests",
+        "a refund request was never acknowledged by the gateway, past the time it is asked again",
         _refund_request_stuck,
     ),
     Invariant(

@@ -6,6 +6,10 @@ ORDER_NOT_PAID = _("This order is not covered by a payment.")
 PAYMENT_NOT_REFUNDABLE = _("Only a paid payment can be refunded; this one is {status}.")
 ALREADY_REFUNDED = _("Order {number} has already been refunded.")
 REFUND_EXCEEDS_PAYMENT = _("The refund would exceed what is left of the payment.")
+REFUND_REQUESTS_USED_UP = _(
+    "{rail} takes at most {limit} refunds of one payment, and this payment has used them all: refund this order "
+    "outside the rail."
+)
 GATEWAY_REFUSED_REFUND = _("The payment gateway refused the refund: {reason}")
 PAID_TOO_LATE = _(
     "The gateway reports this payment paid, but it was already {status}; what it captured is refunded automatically."

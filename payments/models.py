@@ -221,6 +221,58 @@ class PaymentAttemptStatusChange(StatusChange):
         verbose_name_plural = _("payment attempt status changes")
 
 
+class RefundRequest(Stateful, models.Model):
+    """One refund request to a rail: our refund number (WeChat Pay's out_refund_no, Alipay's out_request_no)
+    and an amount of one attempt. It carries one or more refunds: the order shares that fell due close
+    together are asked for at once (WeChat Pay takes at most 50 refunds of a payment, and not too often), and
+    the rail's answer to it settles every one of them. A refund of an unhonoured capture is a request of its
+    own.
+
+    Recorded (pending) before the rail is asked; a request that got no answer is asked again with the same
+    number, never a new one, and one the rail acknowledged but never confirmed is asked about.
+    """
+
+    LOCK_RANK = 37
+    STATUS_LOG = "payments.RefundRequestStatusChange"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+
+    TRANSITIONS = {Status.PENDING: {Status.SUCCEEDED, Status.FAILED}}
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refund_requests")
+    attempt = models.ForeignKey(PaymentAttempt, on_delete=models.PROTECT, related_name="refund_requests")
+    reference = models.CharField(_("refund number"), max_length=64, unique=True, default=new_refund_reference)
+    amount = models.DecimalField(_("amount"), max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    provider_reference = models.CharField(_("gateway reference"), max_length=64, blank=True, db_index=True)
+    # When the rail acknowledged it; until then it is asked again with the same number.
+    requested_at = models.DateTimeField(_("requested"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("refund request")
+        verbose_name_plural = _("refund requests")
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refundrequest_amount_positive")]
+        indexes = [models.Index(fields=["status", "created_at"], name="refundrequest_status_created")]
+
+    def __str__(self):
+        return _("Refund request %(reference)s of %(amount)s") % {"reference": self.reference, "amount": self.amount}
+
+
+class RefundRequestStatusChange(StatusChange):
+    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="status_changes")
+
+    class Meta(StatusChange.Meta):
+        verbose_name = _("refund request status change")
+        verbose_name_plural = _("refund request status changes")
+
+
 class Refund(Stateful, models.Model):
     """Giving money back through a rail. Money moves only when the rail says it moved.
 
@@ -230,9 +282,8 @@ class Refund(Stateful, models.Model):
     paid a second time), which belongs to no order. One table for both, so that both are requested,
     retried, confirmed and counted by the same code.
 
-    Recorded first (pending), then requested from the rail outside any lock; a refund whose request got no
-    answer is requested again with the same reference, and one the rail acknowledged but never confirmed
-    is asked about.
+    Recorded first (pending), then carried to the rail by a `RefundRequest` (alone, or grouped with the
+    shares that fell due close to it), whose outcome settles it.
     """
 
     LOCK_RANK = 50
@@ -258,8 +309,17 @@ class Refund(Stateful, models.Model):
     amount = models.DecimalField(_("amount"), max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
     reason = models.CharField(_("reason"), max_length=255, blank=True)
+    # The request that carries it to the rail: empty while a share waits to be grouped.
+    request = models.ForeignKey(
+        RefundRequest,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="refunds",
+        verbose_name=_("request"),
+    )
     provider_reference = models.CharField(_("gateway reference"), max_length=64, blank=True, db_index=True)
-    # When the rail acknowledged the request; until then it is asked again with the same reference.
+    # When the rail acknowledged its request.
     requested_at = models.DateTimeField(_("requested"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)

@@ -35,9 +35,9 @@ from payments.sandbox import gateway as sandbox
 if TYPE_CHECKING:
     from django.utils.functional import _StrOrPromise
 
-    from payments.models import PaymentAttempt, Refund
+    from payments.models import PaymentAttempt, RefundRequest
 
-MAX_REFERENCE_LENGTH = 64  # PaymentAttempt.reference, Refund.reference
+MAX_REFERENCE_LENGTH = 64  # PaymentAttempt.reference, RefundRequest.reference
 MAX_TRANSACTION_ID_LENGTH = 64  # PaymentAttempt.transaction_id
 # The rails' statements and business days are China's.
 RAIL_TIME_ZONE = ZoneInfo("Asia/Shanghai")
@@ -144,12 +144,12 @@ class PaymentProvider:
         already, is not an error."""
         raise NotImplementedError
 
-    def refund(self, refund: Refund, *, notify_url: str) -> RefundAnswer:
+    def refund(self, refund: RefundRequest, *, notify_url: str) -> RefundAnswer:
         """Refund `refund.amount` of `refund.attempt`, with `refund.reference` as our refund number (asking
-        again with it refunds once)."""
+        again with it refunds once). One request may carry the refunds of many orders (its amount is theirs)."""
         raise NotImplementedError
 
-    def query_refund(self, refund: Refund) -> str:
+    def query_refund(self, refund: RefundRequest) -> str:
         """ "succeeded" | "pending" | "failed" | "unknown"."""
         raise NotImplementedError
 
@@ -231,7 +231,7 @@ class SandboxProvider(PaymentProvider):
     def close(self, attempt: PaymentAttempt) -> None:
         sandbox.charge_close(merchant_reference=attempt.reference)
 
-    def refund(self, refund: Refund, *, notify_url: str) -> RefundAnswer:
+    def refund(self, refund: RefundRequest, *, notify_url: str) -> RefundAnswer:
         try:
             sandbox_refund = sandbox.refund_create(
                 merchant_reference=refund.attempt.reference,
@@ -243,7 +243,7 @@ class SandboxProvider(PaymentProvider):
         # The sandbox confirms every refund by its notification, as SPEC section 5 describes.
         return RefundAnswer(provider_reference=sandbox_refund.reference, succeeded=False)
 
-    def query_refund(self, refund: Refund) -> str:
+    def query_refund(self, refund: RefundRequest) -> str:
         return "succeeded" if sandbox.refund_exists(merchant_refund_reference=refund.reference) else "unknown"
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
@@ -377,6 +377,15 @@ def provider_notify_url(name: str) -> str:
     """Where the rail sends its notifications: the one webhook, under the rail's name."""
     url: str = settings.SITE_URL + reverse("payments:webhook", args=[name])
     return url
+
+
+def refund_limits() -> dict[str, int]:
+    """Every registered rail that takes at most so many refund requests per payment, with its limit."""
+    return {
+        name: provider.max_refunds_per_payment
+        for name, provider in _PROVIDERS.items()
+        if provider.max_refunds_per_payment is not None
+    }
 
 
 def configured_providers() -> list[PaymentProvider]:

@@ -1,6 +1,6 @@
 """Payment jobs: reconcile open attempts with their rails, expire unpaid payments (Celery beat), ask for
-refunds again, close attempts at their rails (queued through the outbox), and compare each rail's daily bill
-with our records."""
+refunds again; close attempts at their rails, group refunds into requests and send them (queued through the
+outbox); compare each rail's daily bill with our records."""
 
 import logging
 from collections.abc import Callable, Iterable
@@ -110,3 +110,27 @@ def reconcile_statement(provider_name: str, day: str) -> str:
         return f"refused: {refused}"
     except NotImplementedError:
         return "this rail has no daily bill"
+
+
+@shared_task
+def group_refunds(attempt_id: int) -> str:
+    """The order refunds of an attempt that fell due together become one refund request (or wait longer)."""
+    request = services.refunds_group(attempt_id=attempt_id)
+    return f"request {request.reference} of {request.amount}" if request is not None else "nothing due"
+
+
+@shared_task(
+    autoretry_for=(ProviderUnavailable, *DatabaseRetryingTask.autoretry_for),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    max_retries=8,
+)
+def send_refund_request(request_id: int) -> str:
+    """Ask the rail for a refund request, with the same refund number on every retry; after the retries, the
+    sweeper (`request_unanswered_refunds`) goes on asking."""
+    try:
+        request = services.refund_request_send(request_id=request_id)
+    except services.PaymentError as refused:
+        logger.error("refund request %s refused by the rail: %s", request_id, refused)
+        return f"refused: {refused}"
+    return str(request.status)

@@ -13,7 +13,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,8 +23,9 @@ from orders.billing import untranslated
 from orders.models import Batch, Order
 from orders.outbox import queue_task
 from payments import services as payment_services
+from payments.models import Refund
 from recharge import messages
-from recharge.models import Fulfilment, UpstreamAttempt
+from recharge.models import Fulfilment, FulfilmentStatusChange, UpstreamAttempt
 from recharge.upstream import Outcome, TopUpResult, get_upstream
 
 logger = logging.getLogger(__name__)
@@ -170,13 +171,13 @@ def fulfilment_refund(*, order_id: int) -> None:
     reason = untranslated(messages.UPSTREAM_FAILED)
     try:
         with locking.transaction():
-            refund = payment_services.refund_record(order=fulfilment.order, reason=reason)
+            # Asked for with the other shares of the payment that fall due meanwhile (one refund request).
+            payment_services.refund_record(order=fulfilment.order, reason=reason)
             # Under the fulfilment's lock (after the payment's): a staff retry that got in first wins, and
             # one that comes later sees this refund.
             locked = locking.lock_one(Fulfilment.objects.filter(pk=fulfilment.pk))
             if locked.status != Fulfilment.Status.FAILED:
                 raise RetriedMeanwhile
-        payment_services.refund_request(refund_id=refund.pk)
     except RetriedMeanwhile:
         return
     except payment_services.PaymentError as refused:
@@ -186,11 +187,21 @@ def fulfilment_refund(*, order_id: int) -> None:
 
 
 def fulfilments_to_refund() -> list[int]:
-    """Order ids of failed top-ups with no refund recorded: the refund after the failure was lost."""
+    """Order ids of failed top-ups with no refund recorded: the refund after the failure was lost. One the
+    rail refused (at once, or later when its grouped request was answered) is left to staff."""
+    failed_at = (
+        FulfilmentStatusChange.objects.filter(fulfilment=OuterRef(OuterRef("pk")), new_status=Fulfilment.Status.FAILED)
+        .order_by("-created_at")
+        .values("created_at")[:1]
+    )
+    refused_since = Refund.objects.filter(
+        order_id=OuterRef("order_id"), status=Refund.Status.FAILED, created_at__gte=Subquery(failed_at)
+    )
     return list(
         Fulfilment.objects.filter(status=Fulfilment.Status.FAILED, order__status=Order.Status.FULFILLING)
         .exclude(order__refunds__status__in=["pending", "succeeded"])
         .exclude(last_error__startswith="refund refused")
+        .exclude(Exists(refused_since))
         .values_list("order_id", flat=True)[:1000]
     )
 

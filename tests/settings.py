@@ -7,3 +7,5 @@ from config.settings import INSTALLED_APPS, env
 # and a payment rail that no product code knows of (tests/testrail), offered only where a test turns it on.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.ticketing", "tests.testrail"]
 TEST_RAIL_ENABLED = env.bool("TEST_RAIL_ENABLED", default=False)
+# Tests wait a second, not a minute, for the refunds that ride in one request (a test may set it otherwise).
+PAYMENT_REFUND_GROUPING_SECONDS = env.float("PAYMENT_REFUND_GROUPING_SECONDS", default=1.0)

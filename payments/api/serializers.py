@@ -23,10 +23,17 @@ class AttemptSerializer(serializers.ModelSerializer):
 class RefundSerializer(serializers.ModelSerializer):
     # None for the refund of a payment paid after it could no longer be honoured (kind "unhonoured").
     order = serializers.IntegerField(source="order_id", allow_null=True)
+    refund_number = serializers.CharField(
+        source="request.reference",
+        allow_null=True,
+        default=None,
+        help_text="Our refund number at the rail: the request that carries this refund (with others that fell "
+        "due with it); empty while it waits to be grouped.",
+    )
 
     class Meta:
         model = Refund
-        fields = ["id", "reference", "kind", "order", "amount", "status", "reason", "created_at"]
+        fields = ["id", "reference", "kind", "order", "amount", "status", "reason", "refund_number", "created_at"]
 
 
 class PaymentSerializer(serializers.ModelSerializer):

@@ -9,7 +9,7 @@ from config.openapi import error_response
 from orders.models import Order
 from payments import messages, services
 from payments.api.serializers import PaymentSerializer, RefundRequestSerializer, RefundSerializer
-from payments.models import Payment, PaymentAttempt
+from payments.models import Payment, PaymentAttempt, Refund
 
 
 class PaymentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -19,7 +19,8 @@ class PaymentViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         if getattr(self, "swagger_fake_view", False):
             return Payment.objects.none()
         attempts = Prefetch("attempts", queryset=PaymentAttempt.objects.order_by("created_at", "pk"))
-        payments = Payment.objects.prefetch_related("allocations", attempts, "refunds")
+        refunds = Prefetch("refunds", queryset=Refund.objects.select_related("request"))
+        payments = Payment.objects.prefetch_related("allocations", attempts, refunds)
         # Staff handle refunds for every customer; a customer sees only their own payments.
         return payments if self.request.user.is_staff else payments.filter(owner_id=self.request.user.pk)
 

@@ -152,8 +152,8 @@ def _refund_unhonoured(payment: Payment, attempt: PaymentAttempt) -> Applied:
     amount = attempt.refundable_amount
     if amount <= 0:
         return Applied(f"{outcome}; nothing left to refund", True)
-    refund = refund_record_unhonoured(payment=payment, attempt=attempt, amount=amount, reason=reason)
-    transaction.on_commit(partial(request_committed_refund, refund.pk))
+    request = refund_record_unhonoured(payment=payment, attempt=attempt, amount=amount, reason=reason)
+    transaction.on_commit(partial(request_committed_refund, request.pk))
     return Applied(f"{outcome}; refunding {amount}", True)
 
 

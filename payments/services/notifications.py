@@ -64,11 +64,11 @@ def _check_matches(attempt: PaymentAttempt, notification: Notification) -> None:
     if notification.currency != attempt.currency:
         raise InvalidNotification(f"currency {notification.currency} does not match the attempt's {attempt.currency}")
     if notification.type.startswith("refund."):
-        refund = attempt.refunds.filter(reference=notification.refund_reference).first()
-        if refund is None:
+        request = attempt.refund_requests.filter(reference=notification.refund_reference).first()
+        if request is None:
             raise InvalidNotification(f"no refund {notification.refund_reference!r} of this attempt")
-        if refund.amount != notification.amount:
-            raise InvalidNotification(f"amount {notification.amount} does not match the refund's {refund.amount}")
+        if request.amount != notification.amount:
+            raise InvalidNotification(f"amount {notification.amount} does not match the refund's {request.amount}")
     elif notification.amount != attempt.amount:
         raise InvalidNotification(f"amount {notification.amount} does not match the attempt's {attempt.amount}")
 
@@ -78,7 +78,8 @@ def _apply(batch: Batch, payment: Payment, attempt: PaymentAttempt, notification
         return attempt_apply_success(batch, payment, attempt, transaction_id=notification.transaction_id)
     if notification.type == "payment.failed":
         return attempt_apply_failure(payment, attempt)
-    refund = attempt.refunds.get(reference=notification.refund_reference)
+    # A refund notification names our refund number: the request, and so every refund it carries.
+    request = attempt.refund_requests.get(reference=notification.refund_reference)
     if notification.type == "refund.succeeded":
-        return Applied(refund_apply_success(payment, refund))
-    return Applied(refund_apply_failure(payment, refund, reason=str(messages.RAIL_FAILED_REFUND)), True)
+        return Applied(refund_apply_success(payment, request))
+    return Applied(refund_apply_failure(payment, request, reason=str(messages.RAIL_FAILED_REFUND)), True)

@@ -24,7 +24,7 @@ from django.utils import timezone
 from payments.models import (
     PaymentAttempt,
     PaymentAttemptStatusChange,
-    Refund,
+    RefundRequest,
     StatementMismatch,
     StatementReconciliation,
 )
@@ -35,10 +35,10 @@ Kind = StatementMismatch.Kind
 # What a bill's refund line may say of a refund, for each status ours may have. A refund the rail was still
 # processing when it made the bill may have succeeded since; one it failed for good must be failed here.
 REFUND_STATUSES_AGREEING: dict[str, frozenset[str]] = {
-    "succeeded": frozenset({Refund.Status.SUCCEEDED}),
-    "processing": frozenset({Refund.Status.PENDING, Refund.Status.SUCCEEDED}),
+    "succeeded": frozenset({RefundRequest.Status.SUCCEEDED}),
+    "processing": frozenset({RefundRequest.Status.PENDING, RefundRequest.Status.SUCCEEDED}),
 }
-REFUND_FAILED_STATUSES = frozenset({Refund.Status.FAILED})
+REFUND_FAILED_STATUSES = frozenset({RefundRequest.Status.FAILED})
 
 
 @dataclass(frozen=True)
@@ -169,9 +169,10 @@ def _captured_on(provider_name: str, day: date) -> list[PaymentAttempt]:
 
 
 def _compare_refunds(provider_name: str, day: date, lines: list[StatementLine]) -> Iterable[Finding]:
+    """A bill's refund line names one refund request (our refund number), which may carry many orders' refunds."""
     refunds = {
         refund.reference: refund
-        for refund in Refund.objects.filter(
+        for refund in RefundRequest.objects.filter(
             attempt__provider=provider_name, reference__in={line.refund_reference for line in lines}
         ).only("reference", "amount", "status")
     }
@@ -190,7 +191,7 @@ def _compare_refunds(provider_name: str, day: date, lines: list[StatementLine]) 
             yield Finding(Kind.AMOUNT, line.reference, line.refund_reference, ours, theirs)
     start, end = rail_day_bounds(day)
     succeeded = (
-        Refund.objects.filter(attempt__provider=provider_name, status=Refund.Status.SUCCEEDED)
+        RefundRequest.objects.filter(attempt__provider=provider_name, status=RefundRequest.Status.SUCCEEDED)
         .annotate(accepted_at=Coalesce("requested_at", "created_at"))
         .filter(accepted_at__gte=start, accepted_at__lt=end)
         .annotate(attempt_reference=F("attempt__reference"))

@@ -5,12 +5,16 @@ test's transaction never commits)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from datetime import timedelta
+
+from django.utils import timezone
 
 from orders import selectors, services
 from orders.models import Batch
 from payments import services as payment_services
-from payments.models import Payment, PaymentAttempt, Refund
+from payments.models import Payment, PaymentAttempt, Refund, RefundRequest
 from payments.providers import Notification
 from payments.sandbox import gateway
 from recharge import services as recharge_services
@@ -60,12 +64,28 @@ def top_ups_run(batch: Batch, *, steps: int = 10) -> None:
     raise AssertionError(f"fulfilments of batch {batch.pk} still open after {steps} steps")
 
 
-def refunds_confirmed(batch: Batch) -> list[Refund]:
-    """The gateway confirms every refund requested for the batch's payment (its notifications applied)."""
+def refunds_requested(batch: Batch) -> None:
+    """What the grouping and sending tasks do a window later: the refunds waiting for the batch's payment
+    become one request, asked for at the gateway (a refusal fails it and them)."""
     payment = Payment.objects.get(batch=batch)
-    pending = list(payment.refunds.filter(status=Refund.Status.PENDING).select_related("attempt"))
-    for refund in pending:
-        _notify(refund.attempt, "refund.succeeded", refund.amount, refund_reference=refund.reference)
+    waiting = payment.refunds.filter(status=Refund.Status.PENDING, request__isnull=True)
+    for attempt_id in set(waiting.values_list("attempt_id", flat=True)):
+        payment_services.refunds_group(attempt_id=attempt_id, now=timezone.now() + timedelta(days=7), requeue=False)
+    unsent = payment.refund_requests.filter(status=RefundRequest.Status.PENDING, requested_at__isnull=True)
+    for request_id in unsent.values_list("pk", flat=True):
+        # A refusal leaves it failed and the payment flagged, as the task does.
+        with contextlib.suppress(payment_services.PaymentError):
+            payment_services.refund_request_send(request_id=request_id)
+
+
+def refunds_confirmed(batch: Batch) -> list[Refund]:
+    """The refunds recorded for the batch's payment are requested, and the gateway confirms every request
+    (its notifications applied)."""
+    refunds_requested(batch)
+    payment = Payment.objects.get(batch=batch)
+    pending = list(payment.refunds.filter(status=Refund.Status.PENDING))
+    for request in payment.refund_requests.filter(status=RefundRequest.Status.PENDING).select_related("attempt"):
+        _notify(request.attempt, "refund.succeeded", request.amount, refund_reference=request.reference)
     return pending
 
 

@@ -14,6 +14,7 @@ unpaid one none (the shopper never went to pay). No audit rows, no gateway call.
 """
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import factory
@@ -22,7 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from orders.models import Batch, Order
-from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund
+from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund, RefundRequest
 from tests.factories import ModelFactory
 from tests.orders.factories import BatchFactory
 
@@ -130,6 +131,20 @@ class PaymentAttemptFactory(ModelFactory[PaymentAttempt]):
     status = PaymentAttempt.Status.OPEN
 
 
+class RefundRequestFactory(ModelFactory[RefundRequest]):
+    """The request that carries a refund to its rail (RefundFactory makes one per refund, as its own)."""
+
+    class Meta:
+        model = RefundRequest
+
+    payment = factory.SubFactory(PaymentFactory, succeeded=True)
+    attempt = factory.LazyAttribute(
+        lambda request: request.payment.attempts.get(status=PaymentAttempt.Status.SUCCEEDED)
+    )
+    amount = Decimal("1.00")
+    status = RefundRequest.Status.PENDING
+
+
 class RefundFactory(ModelFactory[Refund]):
     """A refund of one order's share; pending unless a trait says otherwise. A succeeded one also marks
     its order refunded (the payment's refunded amount is the caller's, or PaymentFactory's, to set)."""
@@ -154,6 +169,16 @@ class RefundFactory(ModelFactory[Refund]):
     reason = "refund requested by staff"
     provider_reference = factory.Sequence(lambda n: f"sandbox-refund-{n:06d}")
     requested_at = factory.LazyFunction(timezone.now)
+    request = factory.SubFactory(
+        RefundRequestFactory,
+        payment=factory.SelfAttribute("..payment"),
+        attempt=factory.SelfAttribute("..attempt"),
+        amount=factory.SelfAttribute("..amount"),
+        status=factory.SelfAttribute("..status"),
+        reason=factory.SelfAttribute("..reason"),
+        provider_reference=factory.SelfAttribute("..provider_reference"),
+        requested_at=factory.SelfAttribute("..requested_at"),
+    )
 
     class Params:
         pending = factory.Trait(status=Refund.Status.PENDING)

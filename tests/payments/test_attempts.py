@@ -11,11 +11,12 @@ from django.utils import timezone
 from orders.invariants import invariants_check
 from orders.models import Batch, Order
 from payments import messages, services, signing
-from payments.models import Payment, PaymentAttempt, Refund
+from payments.models import Payment, PaymentAttempt, Refund, RefundRequest
 from payments.providers import ProviderError, ProviderUnavailable
 from payments.sandbox import gateway
 from payments.sandbox.models import SandboxCharge, SandboxNotification, SandboxRefund
 from payments.tasks import expire_unpaid_payments
+from tests.payments.refunding import refund_order_now
 from tests.payments.sandbox import charge_of, deliver, start_attempt
 
 
@@ -85,7 +86,8 @@ def test_two_attempts_both_paid_one_counts_and_the_other_is_refunded_through_its
     assert set(Order.objects.filter(batch=batch).values_list("status", flat=True)) == {Order.Status.PAID}
     # the other capture went back, whole, through the rail that took it, and staff are told
     assert (refund.kind, refund.amount, refund.order) == (Refund.Kind.UNHONOURED, Decimal("60.00"), None)
-    assert test_rail.refund_requests == [refund.reference]
+    assert test_rail.refund_requests == [refund.request.reference]
+    assert list(refund.request.refunds.all()) == [refund]  # a request of its own, never grouped
     assert list(SandboxRefund.objects.values_list("charge__merchant_reference", "amount")) == [
         (on_qr.reference, Decimal("60.00"))
     ]
@@ -124,9 +126,9 @@ def test_declined_on_one_rail_then_paid_on_another_and_a_share_refunded_through_
     batch.refresh_from_db()
     assert batch.status == Batch.Status.PAID and Payment.objects.filter(batch=batch).count() == 1
     order = batch.orders.get(row_index=1)
-    refund = services.payment_refund_order(order=order, reason="customer asked")
+    refund = refund_order_now(order)
     assert refund.attempt_id == attempt.pk
-    assert test_rail.refund_requests == [refund.reference]
+    assert test_rail.refund_requests == [refund.request.reference]
     assert list(SandboxRefund.objects.values_list("charge__merchant_reference", flat=True)) == [attempt.reference]
     assert notify(client, attempt, "refund.succeeded").json()["detail"] == "refunded 20.00"
     assert Order.objects.get(pk=order.pk).status == Order.Status.REFUNDED
@@ -199,7 +201,7 @@ def test_a_refund_the_rails_answer_says_is_done_is_applied_at_once(batch, client
     test_rail.refund_moves_money = True
     order = batch.orders.get(row_index=0)
 
-    refund = services.payment_refund_order(order=order, reason="customer asked")
+    refund = refund_order_now(order)
 
     assert refund.status == Refund.Status.SUCCEEDED and refund.requested_at is not None
     assert Order.objects.get(pk=order.pk).status == Order.Status.REFUNDED
@@ -215,20 +217,23 @@ def test_a_refund_the_rail_could_not_take_is_asked_again_later_with_the_same_num
     test_rail.refund_error = ProviderUnavailable("SYSTEM_ERROR")
     order = batch.orders.get(row_index=2)
 
-    refund = services.payment_refund_order(order=order, reason="customer asked")
+    refund = refund_order_now(order)
+    request = refund.request
 
-    assert (refund.status, refund.requested_at) == (Refund.Status.PENDING, None)
+    assert (refund.status, request.status, request.requested_at) == ("pending", "pending", None)
     assert services.refunds_request_unanswered() == 0  # not yet: it was just asked
-    Refund.objects.filter(pk=refund.pk).update(created_at=timezone.now() - services.REFUND_REQUEST_RETRY_AFTER)
+    RefundRequest.objects.filter(pk=request.pk).update(created_at=timezone.now() - services.REFUND_REQUEST_RETRY_AFTER)
     assert services.refunds_request_unanswered() == 1  # still unavailable: pending again
     test_rail.refund_error = None
 
     assert services.refunds_request_unanswered() == 1
 
-    assert test_rail.refund_requests == [refund.reference] * 3
+    assert test_rail.refund_requests == [request.reference] * 3  # the same refund number, never a new one
     refund.refresh_from_db()
-    assert refund.status == Refund.Status.PENDING and refund.requested_at is not None
-    assert SandboxRefund.objects.get().merchant_reference == refund.reference
+    request.refresh_from_db()
+    assert request.status == Refund.Status.PENDING and request.requested_at is not None
+    assert refund.requested_at == request.requested_at
+    assert SandboxRefund.objects.get().merchant_reference == request.reference
     assert services.refunds_request_unanswered() == 0  # acknowledged: not asked for again
 
 
@@ -237,7 +242,7 @@ def test_a_refund_the_rail_refuses_fails_and_flags_the_payment(batch, client, te
     test_rail.refund_error = ProviderError("REFUND_AMOUNT_ERROR")
 
     with pytest.raises(services.PaymentError) as refused:
-        services.payment_refund_order(order=batch.orders.first(), reason="customer asked")
+        refund_order_now(batch.orders.first())
 
     assert str(refused.value).startswith("The payment gateway refused the refund: ")
     assert Refund.objects.get().status == Refund.Status.FAILED
@@ -247,12 +252,12 @@ def test_a_refund_the_rail_refuses_fails_and_flags_the_payment(batch, client, te
 
 def test_a_refund_acknowledged_but_never_confirmed_is_asked_about_and_applied(batch, client, test_rail):
     paid(client, batch.payment)
-    refund = services.payment_refund_order(order=batch.orders.first(), reason="customer asked")
+    refund = refund_order_now(batch.orders.first())
     assert refund.status == Refund.Status.PENDING  # the rail's notification never comes
     assert services.refunds_request_unanswered() == 0
 
     long_ago = timezone.now() - services.REFUND_QUERY_AFTER
-    Refund.objects.filter(pk=refund.pk).update(requested_at=long_ago, updated_at=long_ago)
+    RefundRequest.objects.filter(refunds=refund).update(requested_at=long_ago, updated_at=long_ago)
 
     assert services.refunds_request_unanswered() == 1
 
@@ -263,7 +268,7 @@ def test_a_refund_acknowledged_but_never_confirmed_is_asked_about_and_applied(ba
 
 def test_a_refund_the_rail_reports_failed_is_failed_and_the_payment_flagged(batch, client, test_rail):
     attempt = paid(client, batch.payment)
-    refund = services.payment_refund_order(order=batch.orders.first(), reason="customer asked")
+    refund = refund_order_now(batch.orders.first())
     body = SandboxNotification.objects.get(type="refund.succeeded").body.replace("refund.succeeded", "refund.failed")
 
     response = post_to(client, attempt.provider, body)
@@ -271,5 +276,5 @@ def test_a_refund_the_rail_reports_failed_is_failed_and_the_payment_flagged(batc
     assert response.json()["detail"] == f"refund failed: {messages.RAIL_FAILED_REFUND}"
     assert Refund.objects.get(pk=refund.pk).status == Refund.Status.FAILED
     payment = Payment.objects.get(pk=batch.payment.pk)
-    assert payment.needs_attention and refund.reference in payment.attention_note
+    assert payment.needs_attention and refund.request.reference in payment.attention_note
     assert Order.objects.get(pk=refund.order.pk).status == Order.Status.PAID

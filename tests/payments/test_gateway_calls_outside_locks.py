@@ -6,16 +6,18 @@ another transaction, takes the locks with PostgreSQL's lock_timeout at one secon
 
 import threading
 from contextlib import contextmanager
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from orders import locking
 from orders import services as order_services
 from orders.models import Batch, Order
 from payments import providers, services
-from payments.models import Payment, PaymentAttempt, Refund
+from payments.models import Payment, PaymentAttempt, Refund, RefundRequest
 from payments.providers import AttemptState, GatewayState, Notification, SandboxProvider
 from payments.sandbox import gateway
 from tests.payments.sandbox import charge_of, charge_reference, open_attempt
@@ -92,6 +94,7 @@ def lock_everything_within_a_second(batch: Batch) -> None:
         locking.lock_one(Batch.objects.filter(pk=batch.pk))
         locking.lock_one(Payment.objects.filter(batch=batch))
         locking.lock_all(PaymentAttempt.objects.filter(payment__batch=batch))
+        locking.lock_all(RefundRequest.objects.filter(payment__batch=batch))
         locking.lock_all(Order.objects.filter(batch=batch))
         locking.lock_all(Refund.objects.filter(payment__batch=batch))
 
@@ -151,11 +154,15 @@ def test_asking_a_slow_gateway_for_a_refund_holds_no_lock(transactional_db, plac
     pay(batch)
     use_provider(batch, blocking_provider)
     order = batch.orders.first()
+    refund = services.payment_refund_order(order=order, reason="test")
+    request = services.refunds_group(
+        attempt_id=refund.attempt_id, now=timezone.now() + timedelta(minutes=5), requeue=False
+    )
 
-    with running_in_a_thread(lambda: services.payment_refund_order(order=order, reason="test")) as outcome:
+    with running_in_a_thread(lambda: services.refund_request_send(request_id=request.pk)) as outcome:
         assert blocking_provider.entered.wait(timeout=10)
         lock_everything_within_a_second(batch)
-        # The refund was recorded before the gateway was asked: a crash now would leave it to be asked again.
+        # The request was recorded before the gateway was asked: a crash now would leave it to be asked again.
         assert Refund.objects.get(order=order).status == Refund.Status.PENDING
         blocking_provider.release.set()
 

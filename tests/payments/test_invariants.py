@@ -12,10 +12,11 @@ from orders import invariants
 from orders import services as order_services
 from orders.models import Batch, Order
 from payments import services
-from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund
+from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund, RefundRequest
 from payments.tasks import expire_unpaid_payments
 from tests.invariants import drop_unique, found, pay
 from tests.payments.factories import PaymentAttemptFactory
+from tests.payments.refunding import refund_order_now
 from tests.payments.sandbox import deliver, pay_at_gateway
 
 
@@ -23,7 +24,7 @@ def test_batches_placed_paid_refunded_cancelled_and_expired_pass_every_check(pla
     # given: a batch paid at the gateway and one of its orders refunded through it
     paid = placed_batch()
     pay_at_gateway(client, paid.payment)
-    services.payment_refund_order(order=paid.orders.get(row_index=1), reason="customer changed their mind")
+    refund_order_now(paid.orders.get(row_index=1), reason="customer changed their mind")
     deliver(client, "refund.succeeded")
     # a batch cancelled before paying, and one left to expire
     cancelled = placed_batch(prices=("5.00",))
@@ -225,11 +226,13 @@ def test_a_second_capture_of_a_paid_payment_kept_is_reported(placed_batch):
 # --- Stuck work --------------------------------------------------------------------------------------------
 
 
-def test_a_refund_never_requested_past_its_retry_time_is_reported(placed_batch):
+def test_a_refund_request_never_acknowledged_past_its_retry_time_is_reported(placed_batch):
     batch = placed_batch()
     pay(batch)
-    refund = Refund.objects.create(
-        payment=batch.payment, attempt=batch.payment.attempts.get(), order=batch.orders.first(), amount=Decimal("10.00")
+    attempt = batch.payment.attempts.get()
+    refund = RefundRequest.objects.create(payment=batch.payment, attempt=attempt, amount=Decimal("10.00"))
+    Refund.objects.create(
+        payment=batch.payment, attempt=attempt, order=batch.orders.first(), amount=Decimal("10.00"), request=refund
     )
     retry_time = services.REFUND_REQUEST_RETRY_AFTER.total_seconds() + invariants.beat_period(
         "payments.tasks.request_unanswered_refunds"
@@ -237,7 +240,7 @@ def test_a_refund_never_requested_past_its_retry_time_is_reported(placed_batch):
     long_ago = timezone.now() - timedelta(seconds=retry_time + invariants.REDRIVE_SLACK_SECONDS + 1)
 
     assert found() == {}  # just recorded: its request may be on its way
-    Refund.objects.filter(pk=refund.pk).update(created_at=long_ago)
+    RefundRequest.objects.filter(pk=refund.pk).update(created_at=long_ago)
     assert found() == {"refund_request_stuck": [str(refund.pk)]}
 
 

@@ -13,7 +13,7 @@ from orders import services as order_services
 from orders.invariants import invariants_check
 from orders.models import Batch, Order
 from payments import messages, services
-from payments.models import GatewayEvent, Payment, PaymentAttempt, Refund
+from payments.models import GatewayEvent, Payment, PaymentAttempt, Refund, RefundRequest
 from payments.sandbox import gateway
 from payments.sandbox.models import SandboxCharge, SandboxNotification, SandboxRefund
 from payments.tasks import expire_unpaid_payments
@@ -137,7 +137,7 @@ def test_a_refund_whose_request_was_lost_is_requested_by_the_sweep(paid_too_late
     refund = Refund.objects.get(payment=batch.payment)
     assert refund.provider_reference == "" and sandbox_refunds(batch) == []
 
-    Refund.objects.filter(pk=refund.pk).update(created_at=timezone.now() - services.REFUND_REQUEST_RETRY_AFTER)
+    RefundRequest.objects.filter(refunds=refund).update(created_at=timezone.now() - services.REFUND_REQUEST_RETRY_AFTER)
     assert services.refunds_request_unanswered() == 1
 
     assert sandbox_refunds(batch) == [Decimal("60.00")]
@@ -171,6 +171,7 @@ def test_the_refund_shows_in_the_payment_api_and_the_admin(paid_too_late, client
             "amount": "60.00",
             "status": "pending",
             "reason": "Paid after the payment was expired: everything captured is returned.",
+            "refund_number": refund.request.reference,  # a request of its own
             "created_at": body["refunds"][0]["created_at"],
         }
     ]

@@ -36,6 +36,7 @@ from tests.factories import UserFactory
 from tests.payments.factories import PaymentFactory
 from tests.payments.fakes.alipay import FakeAlipay
 from tests.payments.fakes.wechat import FakeWeChatPay, wechat_pay_fake
+from tests.payments.refunding import refund_order_now
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 Kind = StatementMismatch.Kind
@@ -77,10 +78,11 @@ class Rail:
     def refund_an_order(self, attempt: PaymentAttempt) -> Refund:
         order = Order.objects.filter(allocation__payment=attempt.payment_id).order_by("row_index").first()
         assert order is not None
-        refund = services.payment_refund_order(order=order, reason="top-up failed")
+        refund = refund_order_now(order, reason="top-up failed")
+        assert refund.request is not None
         if isinstance(self.fake, FakeWeChatPay):
-            self.fake.complete_refund(refund.reference)
-            services.refund_query(refund_id=refund.pk)
+            self.fake.complete_refund(refund.request.reference)
+            services.refund_query(request_id=refund.request.pk)
         refund.refresh_from_db()
         assert refund.status == Refund.Status.SUCCEEDED
         return refund
@@ -221,19 +223,20 @@ def test_a_refund_the_rail_has_not_finished_is_no_difference_but_one_it_finished
         attempt = rail.pay()
         order = Order.objects.filter(allocation__payment=attempt.payment_id).order_by("row_index").first()
         assert order is not None
-        refund = services.payment_refund_order(order=order)
+        refund = refund_order_now(order)
         assert refund.status == Refund.Status.PENDING  # WeChat Pay is still processing it
+        assert refund.request is not None
 
         assert services.statement_reconcile(provider_name="wechat", day=today()).found == 0
 
-        fake.complete_refund(refund.reference)  # its notification never reaches us
+        fake.complete_refund(refund.request.reference)  # its notification never reaches us
         services.statement_reconcile(provider_name="wechat", day=today())
 
     mismatch = StatementMismatch.objects.get()
     assert (mismatch.kind, mismatch.reference, mismatch.refund_reference) == (
         Kind.STATUS,
         attempt.reference,
-        refund.reference,
+        refund.request.reference,
     )
     assert (mismatch.ours, mismatch.theirs) == (f"refund pending {refund.amount}", f"refund succeeded {refund.amount}")
 

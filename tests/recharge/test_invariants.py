@@ -12,6 +12,7 @@ from recharge import services
 from recharge.invariants import REDRIVE_JOB, _redrive_after_seconds
 from recharge.models import Fulfilment, SandboxTopUp
 from tests.invariants import found, pay, submit
+from tests.orders.flows import refunds_requested
 from tests.payments.sandbox import deliver, pay_at_gateway
 from tests.recharge.factories import game_product
 
@@ -44,6 +45,7 @@ def test_top_ups_fulfilled_and_a_failed_one_refunded_pass_every_check(user, clie
 
     for order in batch.orders.all():
         fulfil(order)
+    refunds_requested(batch)
     deliver(client, "refund.succeeded")
 
     statuses = dict(batch.orders.values_list("row_index", "status"))
@@ -105,6 +107,7 @@ def test_a_top_up_failed_for_good_without_a_refund_is_reported(user):
     pay(batch)  # no charge at the gateway: the refund it asks for is refused
     order = batch.orders.get()
     fulfil(order)
+    refunds_requested(batch)
     fulfilment = Fulfilment.objects.get(order=order)
     assert fulfilment.status == Fulfilment.Status.FAILED
     assert not Refund.objects.exclude(status=Refund.Status.FAILED).exists()

@@ -14,7 +14,7 @@ from recharge.models import Fulfilment, UpstreamAttempt
 from recharge.upstream import SandboxUpstream
 from tests.factories import UserFactory
 from tests.orders.factories import ProductFactory
-from tests.orders.flows import batch_paid, batch_placed, refunds_confirmed, top_ups_run
+from tests.orders.flows import batch_paid, batch_placed, refunds_confirmed, refunds_requested, top_ups_run
 
 
 @pytest.fixture
@@ -83,9 +83,11 @@ def test_staff_retry_a_failed_top_up_whose_refund_was_refused_and_it_goes_throug
     # the automatic refund
     order = paid_top_up(user, "13900000001", at_the_gateway=False)
     top_ups_run(order.batch)
+    refunds_requested(order.batch)
     fulfilment = Fulfilment.objects.get(order=order)
     assert fulfilment.status == Fulfilment.Status.FAILED
-    assert fulfilment.last_error.startswith("refund refused")
+    assert list(Refund.objects.filter(order=order).values_list("status", flat=True)) == ["failed"]
+    assert services.fulfilments_to_refund() == []  # refused: left to staff, not refunded again and again
     assert Order.objects.get(pk=order.pk).status == Order.Status.FULFILLING  # unsettled: staff must act
     listed = staff_client.get("/admin/recharge/fulfilment/?needs_staff=yes").content.decode()
     assert order.number in listed
@@ -114,7 +116,8 @@ def test_a_retried_top_up_that_fails_for_good_again_is_refunded_again(user, one_
     with monkeypatch.context() as patched:
         patched.setattr(SandboxProvider, "refund", refuses)
         top_ups_run(order.batch)
-    assert Fulfilment.objects.get(order=order).last_error.startswith("refund refused")
+        refunds_requested(order.batch)
+    assert list(Refund.objects.filter(order=order).values_list("status", flat=True)) == ["failed"]
 
     services.fulfilment_retry(order_id=order.pk, by="staff")
     top_ups_run(order.batch)
@@ -143,6 +146,7 @@ def test_retry_is_refused_while_a_refund_is_under_way(user, one_attempt):
 def test_a_refund_after_a_retry_is_not_recorded(user, one_attempt):
     order = paid_top_up(user, "13900000001", at_the_gateway=False)
     top_ups_run(order.batch)
+    refunds_requested(order.batch)
     services.fulfilment_retry(order_id=order.pk)
 
     # the refund job comes round for the failure that was just retried

@@ -3,7 +3,8 @@
 Underneath it is the sandbox gateway (its charges, its signed notifications, its refunds), reached under
 its own name: its notifications arrive at /payments/webhooks/qrtest/. It is offered only where a test turns
 it on (`settings.TEST_RAIL_ENABLED`), so every other test sees the sandbox alone. A test makes it misbehave
-by setting `start_error`, `refund_error` or `refund_moves_money` on the registered instance.
+by setting `start_error`, `refund_error` or `refund_moves_money` on the registered instance, and gives it
+a limit of refund requests per payment with `max_refunds_per_payment`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.conf import settings
 from payments.providers import Checkout, RefundAnswer, SandboxProvider
 
 if TYPE_CHECKING:
-    from payments.models import PaymentAttempt, Refund
+    from payments.models import PaymentAttempt, RefundRequest
 
 NAME = "qrtest"
 
@@ -34,6 +35,7 @@ class QrTestProvider(SandboxProvider):
         self.refund_error: Exception | None = None
         self.refund_moves_money = False
         self.refund_requests: list[str] = []
+        self.max_refunds_per_payment: int | None = None
 
     def is_configured(self) -> bool:
         return bool(getattr(settings, "TEST_RAIL_ENABLED", False))
@@ -52,7 +54,7 @@ class QrTestProvider(SandboxProvider):
         # The sandbox's page is what a phone that scans the code would open.
         return Checkout(qr_text=checkout.redirect_url) if attempt.method == "qr" else checkout
 
-    def refund(self, refund: Refund, *, notify_url: str) -> RefundAnswer:
+    def refund(self, refund: RefundRequest, *, notify_url: str) -> RefundAnswer:
         self.refund_requests.append(refund.reference)
         if self.refund_error is not None:
             raise self.refund_error

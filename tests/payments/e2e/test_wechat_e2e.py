@@ -160,9 +160,9 @@ def test_a_second_wechat_success_is_refunded_through_wechat_and_flagged(rail_sit
 
     wait_until(lambda: fake_wechat.refund_requests, timeout=30, what="the refund request of the second capture")
     (request,) = fake_wechat.refund_requests
-    refund = Refund.objects.get(attempt=second)
+    refund = Refund.objects.select_related("request").get(attempt=second)
     assert request["out_trade_no"] == second.reference
-    assert request["out_refund_no"] == refund.reference
+    assert refund.request is not None and request["out_refund_no"] == refund.request.reference
     assert request["amount"] == {"refund": fen(payment.amount), "total": fen(payment.amount), "currency": "CNY"}
     assert request["notify_url"] == site.url + reverse("payments:webhook", args=["wechat"])
     payment.refresh_from_db()
@@ -171,7 +171,7 @@ def test_a_second_wechat_success_is_refunded_through_wechat_and_flagged(rail_sit
     assert second.status == PaymentAttempt.Status.UNHONOURED and second.needs_attention
     assert refund.status == Refund.Status.PENDING  # WeChat Pay answered PROCESSING
 
-    assert fake_wechat.complete_refund(refund.reference).post().status_code == 204
+    assert fake_wechat.complete_refund(refund.request.reference).post().status_code == 204
     refund.refresh_from_db()
     second.refresh_from_db()
     assert refund.status == Refund.Status.SUCCEEDED
@@ -195,15 +195,17 @@ def test_one_orders_share_is_a_partial_refund_of_the_wechat_payment(
 
     assert response.status_code == 201, response.json()
     assert response.json()["status"] == "pending"
+    # The share waits its grouping window, then goes to WeChat Pay as a request of its own.
+    wait_until(lambda: fake_wechat.refund_requests, timeout=30, what="the refund request of the share")
     (request,) = fake_wechat.refund_requests
-    refund = Refund.objects.get(order=order)
+    refund = Refund.objects.select_related("request").get(order=order)
     assert request["out_trade_no"] == attempt.reference
-    assert request["out_refund_no"] == refund.reference
+    assert refund.request is not None and request["out_refund_no"] == refund.request.reference
     assert request["amount"] == {"refund": 2550, "total": 6550, "currency": "CNY"}
     order.refresh_from_db()
     assert order.status == Order.Status.PAID  # money moves on WeChat Pay's word
 
-    assert fake_wechat.complete_refund(refund.reference).post().status_code == 204
+    assert fake_wechat.complete_refund(refund.request.reference).post().status_code == 204
     order.refresh_from_db()
     payment.refresh_from_db()
     assert order.status == Order.Status.REFUNDED

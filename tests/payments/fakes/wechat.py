@@ -8,7 +8,8 @@ It speaks the documented protocol at the HTTP level, so that the rail's SDK code
   WeChat Pay's public key (PUB_KEY_ID_…) or, with `certificates=True`, as a platform certificate that it serves
   encrypted with the APIv3 key at /v3/certificates;
 - Native and H5 orders (code_url, h5_url), the order query by out_trade_no, closing, refunds (out_refund_no is
-  idempotent, at most 50 per order, never more than what is left), the refund query, notifications (signed, the
+  idempotent, at most 50 per order, never more than what is left; with `refund_spacing`, a new refund of an order
+  sooner than that many seconds after its last is 429 FREQUENCY_LIMITED), the refund query, notifications (signed, the
   resource encrypted with AEAD_AES_256_GCM under the APIv3 key; optionally forged), and the day's trade bill
   (/v3/bill/tradebill → download_url and its SHA1; backtick-prefixed CSV with the two summary lines).
 
@@ -208,6 +209,7 @@ class FakeWeChatPay:
         apiv3_key: str | None = None,
         certificates: bool = False,
         refunds_succeed: bool = False,
+        refund_spacing: float = 0.0,
         keys: Keys | None = None,
     ):
         self.mchid = mchid
@@ -215,6 +217,9 @@ class FakeWeChatPay:
         self.apiv3_key = apiv3_key or secrets.token_hex(16)  # 32 ASCII characters, as the merchant platform wants
         self.certificates = certificates  # sign as a platform certificate instead of as WeChat Pay's public key
         self.refunds_succeed = refunds_succeed  # a refund's own answer says SUCCESS instead of PROCESSING
+        # WeChat Pay wants a minute between two refund requests of one order and answers a new one sooner with
+        # 429 FREQUENCY_LIMITED (nothing refunded); off by default, a test sets the seconds it enforces.
+        self.refund_spacing = refund_spacing
         self.keys = keys or test_keys()
         self.public_key_id = "PUB_KEY_ID_" + secrets.token_hex(13).upper()
         self.orders: dict[str, FakeOrder] = {}
@@ -616,6 +621,9 @@ class FakeWeChatPay:
                 return 400, {"code": "INVALID_REQUEST", "message": "同一退款单号的请求参数不一致"}
             return 200, self._refund_resource(existing)
         order_refunds = [r for r in self.refunds.values() if r.order is order]
+        last = max((r.create_time for r in order_refunds), default=None)
+        if last is not None and (_now() - last).total_seconds() < self.refund_spacing:
+            return 429, {"code": "FREQUENCY_LIMITED", "message": "退款请求频率过高，请稍后重试"}
         if len(order_refunds) >= MAX_PARTIAL_REFUNDS:
             return 400, {"code": "INVALID_REQUEST", "message": "该订单已超过可退款的最大次数（50次）"}
         refunded = sum(r.amount for r in order_refunds if r.status not in ("CLOSED", "ABNORMAL"))

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0006_refund_attempt_required'),
+        ('payments', '0007_refund_requests'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
