@@ -1,6 +1,7 @@
 """Invariants under redelivery and loss (SPEC section 7): every accepted row ends as exactly one order or
 one failure, a batch gets at most one payment, and a batch stuck in placing is re-driven to the same end
-state as the normal path. Real worker, Redis and PostgreSQL throughout."""
+state as the normal path. Real worker, Redis and PostgreSQL throughout; the tests with the worker run again with
+RabbitMQ as the broker."""
 
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,8 @@ from tests.orders.pipeline import dispatch_suppressed
 
 ROWS: list[dict[str, Any]] = [{"kind": "goods", "sku": "BOOK", "quantity": q} for q in (1, 2, 3, 1, 2, 3, 1, 2, 3, 4)]
 EXPECTED_TOTAL = Decimal("7.50") * sum(row["quantity"] for row in ROWS)
+
+pytestmark = pytest.mark.every_broker
 
 
 @pytest.fixture
