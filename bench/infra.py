@@ -1,7 +1,8 @@
-"""The benchmark's own services: a PostgreSQL database, a private Redis and a Celery worker.
+"""The benchmark's own services: a PostgreSQL database, a private Redis, a RabbitMQ virtual host when
+RabbitMQ is the broker, and a Celery worker.
 
-The private Redis and the worker process are the test suite's (tests/support/services.py), so that
-both start the real stack the same way; what only the benchmark needs — its own database, the
+The private Redis, the virtual host and the worker process are the test suite's (tests/support/services.py),
+so that both start the real stack the same way; what only the benchmark needs — its own database, the
 production environment, the worker's memory and logged callback times — is here.
 
 Nothing here imports Django: the environment these services define is what Django is configured from.
@@ -18,7 +19,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.support.services import ROOT, WorkerProcess
+from tests.support.services import ROOT, Broker, WorkerProcess
 
 LOG_DIR = ROOT / "var" / "bench-logs"
 # Where the database goes when DATABASE_URL does not name a PostgreSQL server (e.g. the SQLite default).
@@ -69,9 +70,9 @@ class BenchDatabase:
             raise BenchError(f"PostgreSQL at {self.server}: {str(exc).strip().splitlines()[0]}") from None
 
 
-def service_environment(*, database_url: str, redis_url: str) -> dict[str, str]:
+def service_environment(*, database_url: str, broker: Broker) -> dict[str, str]:
     """The environment of the benchmark process and of its workers: production settings (DEBUG off,
-    so that Django keeps no query log) on the benchmark's own database and Redis."""
+    so that Django keeps no query log) on the benchmark's own database, broker and Redis."""
     inherited = {
         name: value
         for name, value in os.environ.items()
@@ -88,7 +89,7 @@ def service_environment(*, database_url: str, redis_url: str) -> dict[str, str]:
         # The Django test client's host name.
         "ALLOWED_HOSTS": "testserver",
         "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
+        **broker.environment(),
         # The baseline sends one request per checkout, thousands a minute from one user: the API's
         # per-user and batch-submission throttles would answer 429. The checks themselves still run.
         "API_THROTTLE_USER": "1000000/minute",
