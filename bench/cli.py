@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.infra import BenchDatabase, BenchError, BenchWorker, service_environment
+from bench.infra import BenchDatabase, BenchError, BenchWorker, local_rabbitmq_pid, service_environment
 from tests.support.services import AMQP_SCHEMES, ROOT, Broker, PrivateRedis, RabbitVhost, ServiceError
 from tests.support.waiting import WaitTimeout
 
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         environment = service_environment(database_url=database.url, broker=broker)
         configure_django(environment)
         worker = BenchWorker(environment=environment, concurrency=args.workers)
-        document = _run(args, database, broker, worker)
+        document = _run(args, database, broker, worker, _message_server_pids(broker, redis_server))
     except (BenchError, ServiceError, WaitTimeout) as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
@@ -140,14 +140,20 @@ def configure_django(environment: dict[str, str]) -> None:
     django.setup()
 
 
-def _run(args, database: BenchDatabase, broker: Broker, worker: BenchWorker) -> dict:
+def _run(args, database: BenchDatabase, broker: Broker, worker: BenchWorker, server_pids: list[int]) -> dict:
     from bench import measure, report
 
     shopper = measure.prepare_database()
     shoppers = [measure.Shopper(f"bench-shopper-{index}") for index in range(args.shoppers)]
     worker.start()
     worker.wait_ready()
-    bench = measure.Benchmark(shopper=shopper, worker=worker, broker=broker, baseline_sample=args.baseline_sample)
+    bench = measure.Benchmark(
+        shopper=shopper,
+        worker=worker,
+        broker=broker,
+        server_pids=server_pids,
+        baseline_sample=args.baseline_sample,
+    )
     bench.warm_up()
     document = {
         "command": args.command,
@@ -215,6 +221,20 @@ def redis_version(url: str) -> str:
     import redis
 
     return redis.Redis.from_url(url).info("server")["redis_version"]
+
+
+def _message_server_pids(broker: Broker, redis_server: PrivateRedis) -> list[int]:
+    """The processes of the broker and the results' Redis, when both run here and are known: the private
+    redis-server, and the RabbitMQ node on this machine (shared: other users' traffic would count too)."""
+    if redis_server.process is None:
+        return []  # BENCH_REDIS_URL: a Redis we did not start
+    pids = [redis_server.process.pid]
+    if broker.kind == "rabbitmq":
+        rabbitmq = local_rabbitmq_pid() if urlsplit(broker.url).hostname in ("127.0.0.1", "localhost") else None
+        if rabbitmq is None:
+            return []
+        pids.append(rabbitmq)
+    return pids
 
 
 def _rabbitmq_version(url: str) -> str:

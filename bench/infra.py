@@ -130,6 +130,10 @@ class BenchWorker(WorkerProcess):
     def rss_kb(self) -> dict[int, int]:
         return {pid: _status_kb(pid, "VmRSS") for pid in self.pids()}
 
+    def cpu_seconds(self) -> float:
+        """CPU time the worker's processes have used so far, user and system."""
+        return cpu_seconds(self.pids())
+
     # -- the chord callback's own time, as the worker logs it ---------------------------------------
 
     def new_callback_times(self) -> list[float]:
@@ -141,6 +145,36 @@ class BenchWorker(WorkerProcess):
         text = text[: text.rfind(b"\n") + 1]
         self._log_offset += len(text)
         return [float(seconds) for seconds in self.FINALIZE_DONE.findall(text.decode(errors="replace"))]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the processes have used so far, from /proc/<pid>/stat."""
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: the fields follow the last ')'; utime and stime
+        # are the 14th and 15th fields of the line, the 12th and 13th after it.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def local_rabbitmq_pid() -> int | None:
+    """The RabbitMQ node's process on this machine (beam.smp running `rabbit`), if there is exactly one."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if command[0].endswith(b"beam.smp") and b"rabbit" in command:
+            found.append(int(entry.name))
+    return found[0] if len(found) == 1 else None
 
 
 def _status_kb(pid: int, field: str) -> int:

@@ -31,7 +31,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from bench import tasks as floor_tasks
-from bench.infra import BenchError, BenchWorker
+from bench.infra import BenchError, BenchWorker, cpu_seconds
 from orders import selectors, services
 from orders.models import Batch, Product
 from payments.models import Payment
@@ -164,9 +164,14 @@ class Benchmark:
     """The measurements of one invocation, against one worker, one broker (its Redis, or RabbitMQ with results
     in the Redis) and one database."""
 
-    def __init__(self, *, shopper: Shopper, worker: BenchWorker, broker: Broker, baseline_sample: int):
+    def __init__(
+        self, *, shopper: Shopper, worker: BenchWorker, broker: Broker, server_pids: list[int], baseline_sample: int
+    ):
         self.shopper = shopper
         self.worker = worker
+        # The message servers' processes (the broker's, and the results' Redis when that is another), whose CPU
+        # time is counted; none when one of them is not ours to see.
+        self.server_pids = server_pids
         self.redis = RedisCommands(broker.result_backend)
         # Redis's command counts are the broker's work only when Redis is the broker; with RabbitMQ they would
         # count the results alone and compare with nothing, so they are left out.
@@ -182,8 +187,10 @@ class Benchmark:
         self.worker.reset_peak_rss()
         redis_before, sessions_before = self.redis.snapshot(), pg_sessions()
 
+        cpu_before = self._cpu()
         batch_id, started, answered = self.shopper.submit(rows)
         place = wait_for_payment(batch_id, since=answered, timeout=60 + row_count * 0.2)
+        cpu = self._cpu_per_row_since(cpu_before, row_count)
 
         callback = wait_until(self.worker.new_callback_times, timeout=30, what="the worker to log finalize_batch")[-1]
         settle_database_statistics()
@@ -197,6 +204,7 @@ class Benchmark:
             "pg_connections_per_row": (pg_sessions() - sessions_before) / row_count,
             "worker_peak_rss_mb": max(peaks.values()) / 1024,
             "callback_worker_s": callback,
+            **{f"{name}_cpu_ms_per_row": ms for name, ms in cpu.items()},
         }
         if self.count_broker_commands:
             figures["redis_commands_per_row"] = sum(redis_commands.values()) / row_count
@@ -207,13 +215,24 @@ class Benchmark:
 
     def floor(self, row_count: int) -> dict:
         """The same workers running the pipeline's shape with no-op tasks (bench.tasks)."""
-        redis_before = self.redis.snapshot()
+        redis_before, cpu_before = self.redis.snapshot(), self._cpu()
         seconds = self._floor_chords(1, row_count)
+        cpu = self._cpu_per_row_since(cpu_before, row_count)
         redis_commands = self.redis.snapshot() - redis_before
-        figures = {"floor_s": seconds}
+        figures = {"floor_s": seconds, **{f"floor_{name}_cpu_ms_per_row": ms for name, ms in cpu.items()}}
         if self.count_broker_commands:
             figures["floor_redis_commands_per_row"] = sum(redis_commands.values()) / row_count
         return figures
+
+    def _cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by the worker's processes and by the message servers (when they are ours to see)."""
+        used = {"worker": self.worker.cpu_seconds()}
+        if self.server_pids:
+            used["servers"] = cpu_seconds(self.server_pids)
+        return used
+
+    def _cpu_per_row_since(self, before: dict[str, float], row_count: int) -> dict[str, float]:
+        return {name: (seconds - before[name]) * 1000 / row_count for name, seconds in self._cpu().items()}
 
     def _floor_chords(self, chords: int, row_count: int) -> float:
         """Seconds until `chords` no-op chords of `row_count` tasks, dispatched at once, have all called back."""
