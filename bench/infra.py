@@ -1,7 +1,8 @@
-"""The benchmark's own services: a PostgreSQL database, a private Redis and a Celery worker.
+"""The benchmark's own services: a PostgreSQL database, a private Redis, a RabbitMQ virtual host when
+RabbitMQ is the broker, and a Celery worker.
 
-The private Redis and the worker process are the test suite's (tests/support/services.py), so that
-both start the real stack the same way; what only the benchmark needs — its own database, the
+The private Redis, the virtual host and the worker process are the test suite's (tests/support/services.py),
+so that both start the real stack the same way; what only the benchmark needs — its own database, the
 production environment, the worker's memory and logged callback times — is here.
 
 Nothing here imports Django: the environment these services define is what Django is configured from.
@@ -18,7 +19,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.support.services import ROOT, WorkerProcess
+from tests.support.services import ROOT, Broker, WorkerProcess
 
 LOG_DIR = ROOT / "var" / "bench-logs"
 # Where the database goes when DATABASE_URL does not name a PostgreSQL server (e.g. the SQLite default).
@@ -69,9 +70,9 @@ class BenchDatabase:
             raise BenchError(f"PostgreSQL at {self.server}: {str(exc).strip().splitlines()[0]}") from None
 
 
-def service_environment(*, database_url: str, redis_url: str) -> dict[str, str]:
+def service_environment(*, database_url: str, broker: Broker) -> dict[str, str]:
     """The environment of the benchmark process and of its workers: production settings (DEBUG off,
-    so that Django keeps no query log) on the benchmark's own database and Redis."""
+    so that Django keeps no query log) on the benchmark's own database, broker and Redis."""
     inherited = {
         name: value
         for name, value in os.environ.items()
@@ -88,7 +89,7 @@ def service_environment(*, database_url: str, redis_url: str) -> dict[str, str]:
         # The Django test client's host name.
         "ALLOWED_HOSTS": "testserver",
         "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
+        **broker.environment(),
         # The baseline sends one request per checkout, thousands a minute from one user: the API's
         # per-user and batch-submission throttles would answer 429. The checks themselves still run.
         "API_THROTTLE_USER": "1000000/minute",
@@ -129,6 +130,10 @@ class BenchWorker(WorkerProcess):
     def rss_kb(self) -> dict[int, int]:
         return {pid: _status_kb(pid, "VmRSS") for pid in self.pids()}
 
+    def cpu_seconds(self) -> float:
+        """CPU time the worker's processes have used so far, user and system."""
+        return cpu_seconds(self.pids())
+
     # -- the chord callback's own time, as the worker logs it ---------------------------------------
 
     def new_callback_times(self) -> list[float]:
@@ -140,6 +145,36 @@ class BenchWorker(WorkerProcess):
         text = text[: text.rfind(b"\n") + 1]
         self._log_offset += len(text)
         return [float(seconds) for seconds in self.FINALIZE_DONE.findall(text.decode(errors="replace"))]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the processes have used so far, from /proc/<pid>/stat."""
+    ticks = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses: the fields follow the last ')'; utime and stime
+        # are the 14th and 15th fields of the line, the 12th and 13th after it.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def local_rabbitmq_pid() -> int | None:
+    """The RabbitMQ node's process on this machine (beam.smp running `rabbit`), if there is exactly one."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if command[0].endswith(b"beam.smp") and b"rabbit" in command:
+            found.append(int(entry.name))
+    return found[0] if len(found) == 1 else None
 
 
 def _status_kb(pid: int, field: str) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench.cli import positive_count
 from bench.infra import BenchDatabase, BenchError, service_environment
+from tests.support.services import Broker
 
 USERS = 100
 PRODUCTS = 20
@@ -45,7 +46,10 @@ def main(argv=None) -> int:
     try:
         database.create()
         # No broker is used: the checker only reads the database.
-        _configure_django(service_environment(database_url=database.url, redis_url="redis://127.0.0.1:1/0"))
+        nowhere = "redis://127.0.0.1:1/0"
+        _configure_django(
+            service_environment(database_url=database.url, broker=Broker(url=nowhere, result_backend=nowhere))
+        )
         figures = _measure(args)
     except BenchError as error:
         print(f"bench.invariants: {error}", file=sys.stderr)

@@ -45,7 +45,16 @@ from bench.cli import (
 )
 from bench.infra import LOG_DIR, WORKER_QUEUES, BenchDatabase, BenchError, service_environment
 from bench.load_clients import GAMES, GOODS, Client, Http, Journey
-from tests.support.services import ROOT, BeatProcess, PrivateRedis, ServiceError, WebProcess, WorkerProcess, free_port
+from tests.support.services import (
+    ROOT,
+    BeatProcess,
+    Broker,
+    PrivateRedis,
+    ServiceError,
+    WebProcess,
+    WorkerProcess,
+    free_port,
+)
 from tests.support.waiting import WaitTimeout, wait_until
 
 # How long the top-ups of the last batches may take before the checker runs anyway (they are not stuck for
@@ -86,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         database.create()
         port = free_port()
+        redis_url = redis_server.start()
         environment = {
-            **service_environment(database_url=database.url, redis_url=redis_server.start()),
+            **service_environment(database_url=database.url, broker=Broker(url=redis_url, result_backend=redis_url)),
             "SITE_URL": f"http://127.0.0.1:{port}",
             # collectstatic writes here, not into the checkout: the pages need the manifest whitenoise serves.
             "STATIC_ROOT": str(scratch / "static"),

@@ -11,10 +11,12 @@ import contextlib
 import json
 import re
 import sys
+import threading
 import time
 import tracemalloc
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
 from statistics import mean
@@ -29,10 +31,11 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from bench import tasks as floor_tasks
-from bench.infra import BenchError, BenchWorker
+from bench.infra import BenchError, BenchWorker, cpu_seconds
 from orders import selectors, services
 from orders.models import Batch, Product
 from payments.models import Payment
+from tests.support.services import Broker
 from tests.support.waiting import WaitTimeout, wait_until
 
 BATCHES_URL = "/api/v1/batches/"
@@ -73,8 +76,8 @@ class Shopper:
     """One integrator on the API, authenticated by its token as in production (middleware, DRF,
     authentication, throttling, serializers: the whole request stack, in this process)."""
 
-    def __init__(self):
-        self.user = get_user_model().objects.create_user("bench-integrator")
+    def __init__(self, username: str = "bench-integrator"):
+        self.user = get_user_model().objects.create_user(username)
         token = Token.objects.create(user=self.user)
         self.client = APIClient()
         self.client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
@@ -94,12 +97,20 @@ class Shopper:
 
 def wait_for_payment(batch_id: str, *, since: float, timeout: float) -> float:
     """Seconds from `since` until the batch's merged payment exists."""
-    payment = Payment.objects.filter(batch_id=batch_id)
-    while not payment.exists():
+    return wait_for_payments([batch_id], since=since, timeout=timeout)
+
+
+def wait_for_payments(batch_ids: list[str], *, since: float, timeout: float) -> float:
+    """Seconds from `since` until every batch's merged payment exists."""
+    payments = Payment.objects.filter(batch_id__in=batch_ids)
+    while payments.count() < len(batch_ids):
         elapsed = time.perf_counter() - since
         if elapsed > timeout:
-            status = Batch.objects.filter(pk=batch_id).values_list("status", flat=True).first()
-            raise BenchError(f"batch {batch_id} has no payment after {timeout:.0f}s (status {status})")
+            statuses = Counter(Batch.objects.filter(pk__in=batch_ids).values_list("status", flat=True))
+            raise BenchError(
+                f"{len(batch_ids) - payments.count()} of {len(batch_ids)} batches have no payment after "
+                f"{timeout:.0f}s (statuses {dict(statuses)})"
+            )
         # Often enough that polling adds at most ~0.5% to what is measured (and 2 ms to a single
         # checkout), rarely enough not to take a core from the workers on a long batch.
         time.sleep(min(0.05, max(0.002, elapsed / 200)))
@@ -150,12 +161,21 @@ def dispatch_suppressed():
 
 
 class Benchmark:
-    """The measurements of one invocation, against one worker, one Redis and one database."""
+    """The measurements of one invocation, against one worker, one broker (its Redis, or RabbitMQ with results
+    in the Redis) and one database."""
 
-    def __init__(self, *, shopper: Shopper, worker: BenchWorker, redis_url: str, baseline_sample: int):
+    def __init__(
+        self, *, shopper: Shopper, worker: BenchWorker, broker: Broker, server_pids: list[int], baseline_sample: int
+    ):
         self.shopper = shopper
         self.worker = worker
-        self.redis = RedisCommands(redis_url)
+        # The message servers' processes (the broker's, and the results' Redis when that is another), whose CPU
+        # time is counted; none when one of them is not ours to see.
+        self.server_pids = server_pids
+        self.redis = RedisCommands(broker.result_backend)
+        # Redis's command counts are the broker's work only when Redis is the broker; with RabbitMQ they would
+        # count the results alone and compare with nothing, so they are left out.
+        self.count_broker_commands = broker.kind == "redis"
         self.baseline_sample = baseline_sample
 
     # -- one run of each measurement ------------------------------------------------------------------
@@ -167,44 +187,76 @@ class Benchmark:
         self.worker.reset_peak_rss()
         redis_before, sessions_before = self.redis.snapshot(), pg_sessions()
 
+        cpu_before = self._cpu()
         batch_id, started, answered = self.shopper.submit(rows)
         place = wait_for_payment(batch_id, since=answered, timeout=60 + row_count * 0.2)
+        cpu = self._cpu_per_row_since(cpu_before, row_count)
 
         callback = wait_until(self.worker.new_callback_times, timeout=30, what="the worker to log finalize_batch")[-1]
         settle_database_statistics()
         redis_commands = self.redis.snapshot() - redis_before
         peaks = self.worker.peak_rss_kb()
-        return {
+        figures = {
             "batch_id": batch_id,
             "accept_s": answered - started,
             "place_s": place,
             "rows_per_s": row_count / place,
             "pg_connections_per_row": (pg_sessions() - sessions_before) / row_count,
-            "redis_commands_per_row": sum(redis_commands.values()) / row_count,
-            "redis_commands_by_name": {name: calls / row_count for name, calls in redis_commands.most_common()},
             "worker_peak_rss_mb": max(peaks.values()) / 1024,
             "callback_worker_s": callback,
+            **{f"{name}_cpu_ms_per_row": ms for name, ms in cpu.items()},
         }
+        if self.count_broker_commands:
+            figures["redis_commands_per_row"] = sum(redis_commands.values()) / row_count
+            figures["redis_commands_by_name"] = {
+                name: calls / row_count for name, calls in redis_commands.most_common()
+            }
+        return figures
 
     def floor(self, row_count: int) -> dict:
         """The same workers running the pipeline's shape with no-op tasks (bench.tasks)."""
-        run_id = uuid.uuid4().hex
-        redis_before = self.redis.snapshot()
-        started = time.perf_counter()
-        floor_tasks.floor_dispatch.delay(run_id, row_count)
-        self._wait_for_floor(floor_tasks.DONE_KEY.format(run_id=run_id), timeout=60 + row_count * 0.2)
-        seconds = time.perf_counter() - started
+        redis_before, cpu_before = self.redis.snapshot(), self._cpu()
+        seconds = self._floor_chords(1, row_count)
+        cpu = self._cpu_per_row_since(cpu_before, row_count)
         redis_commands = self.redis.snapshot() - redis_before
-        return {"floor_s": seconds, "floor_redis_commands_per_row": sum(redis_commands.values()) / row_count}
+        figures = {"floor_s": seconds, **{f"floor_{name}_cpu_ms_per_row": ms for name, ms in cpu.items()}}
+        if self.count_broker_commands:
+            figures["floor_redis_commands_per_row"] = sum(redis_commands.values()) / row_count
+        return figures
 
-    def _wait_for_floor(self, key: str, *, timeout: float) -> None:
+    def _cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by the worker's processes and by the message servers (when they are ours to see)."""
+        used = {"worker": self.worker.cpu_seconds()}
+        if self.server_pids:
+            used["servers"] = cpu_seconds(self.server_pids)
+        return used
+
+    def _cpu_per_row_since(self, before: dict[str, float], row_count: int) -> dict[str, float]:
+        return {name: (seconds - before[name]) * 1000 / row_count for name, seconds in self._cpu().items()}
+
+    def _floor_chords(self, chords: int, row_count: int) -> float:
+        """Seconds until `chords` no-op chords of `row_count` tasks, dispatched at once, have all called back."""
+        run_ids = [uuid.uuid4().hex for _ in range(chords)]
+        started = time.perf_counter()
+        for run_id in run_ids:
+            floor_tasks.floor_dispatch.delay(run_id, row_count)
+        self._wait_for_floor(
+            [floor_tasks.DONE_KEY.format(run_id=run_id) for run_id in run_ids], timeout=60 + chords * row_count * 0.2
+        )
+        return time.perf_counter() - started
+
+    def _wait_for_floor(self, keys: list[str], *, timeout: float) -> None:
+        waiting = set(keys)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            # BLPOP answers as soon as the callback pushes; short calls, because redis-py gives up on a
+        while waiting and time.monotonic() < deadline:
+            # BLPOP answers as soon as a callback pushes; short calls, because redis-py gives up on a
             # socket that stays silent for socket_timeout (5 s by default).
-            if self.redis.client.blpop(key, timeout=1) is not None:
-                return
-        raise BenchError(f"the floor's chord callback did not run within {timeout:.0f}s")
+            popped = self.redis.client.blpop(sorted(waiting), timeout=1)
+            if popped is not None:
+                key = popped[0]
+                waiting.discard(key.decode() if isinstance(key, bytes) else key)
+        if waiting:
+            raise BenchError(f"{len(waiting)} floor chord callbacks did not run within {timeout:.0f}s")
 
     def baseline(self, row_count: int) -> dict:
         """One shopper's single-order checkouts, each waited to its own payment before the next.
@@ -219,6 +271,46 @@ class Benchmark:
             wait_for_payment(batch_id, since=answered, timeout=60)
         seconds = time.perf_counter() - started
         return {"baseline_s": seconds * row_count / checkouts, "baseline_checkouts": checkouts}
+
+    def many_shoppers(self, shoppers: list[Shopper], *, rows_per_batch: int, repeat: int) -> list[dict]:
+        """Each shopper POSTs a batch of `rows_per_batch` rows at the same moment (a thread each, released by a
+        barrier): seconds from the first POST until every batch has its merged payment. Its floor is as many
+        no-op chords of as many tasks, dispatched at once: the same dispatch tasks, header tasks, callbacks and
+        chord counters, with the work taken out."""
+        runs = []
+        for run in range(1, repeat + 1):
+            floor = self._floor_chords(len(shoppers), rows_per_batch)
+            seconds, accepted = self._shoppers_at_once(shoppers, batch_rows(rows_per_batch))
+            runs.append(
+                {
+                    "many_shoppers_s": seconds,
+                    "many_shoppers_accept_s": accepted,
+                    "many_shoppers_floor_s": floor,
+                    "many_shoppers_over_floor": seconds / floor,
+                }
+            )
+            _progress(
+                f"{len(shoppers)} shoppers × {rows_per_batch} rows, run {run}/{repeat}: all paid {seconds:.2f}s "
+                f"(all accepted {accepted:.2f}s), floor {floor:.2f}s"
+            )
+        return runs
+
+    def _shoppers_at_once(self, shoppers: list[Shopper], rows: list[dict]) -> tuple[float, float]:
+        barrier = threading.Barrier(len(shoppers))
+
+        def submit(shopper: Shopper) -> tuple[str, float, float]:
+            barrier.wait()
+            try:
+                return shopper.submit(rows)
+            finally:
+                connection.close()  # this thread's own connection
+
+        with ThreadPoolExecutor(max_workers=len(shoppers)) as pool:
+            submitted = list(pool.map(submit, shoppers))
+        first_post = min(started for _, started, _ in submitted)
+        batch_ids = [batch_id for batch_id, _, _ in submitted]
+        seconds = wait_for_payments(batch_ids, since=first_post, timeout=60 + len(rows) * len(shoppers) * 0.2)
+        return seconds, max(answered for _, _, answered in submitted) - first_post
 
     def warm_up(self) -> None:
         """Imports, connections and caches of a fresh worker, before anything is recorded."""

@@ -20,6 +20,10 @@ FIGURES = [
     ("redis_commands_per_row", "Redis cmd/row", "cost"),
     ("floor_redis_commands_per_row", "floor Redis cmd/row", "cost"),
     ("worker_peak_rss_mb", "worker peak RSS MB", "cost"),
+    ("worker_cpu_ms_per_row", "worker CPU ms/row", "cost"),
+    ("floor_worker_cpu_ms_per_row", "floor worker CPU ms/row", "cost"),
+    ("servers_cpu_ms_per_row", "broker+results CPU ms/row", "cost"),
+    ("floor_servers_cpu_ms_per_row", "floor broker+results CPU ms/row", "cost"),
     ("callback_worker_s", "callback s (worker)", "cost"),
     ("callback_replay_s", "callback s (replay)", "cost"),
     ("callback_replay_peak_mb", "callback peak MB", "cost"),
@@ -29,6 +33,13 @@ FIGURES = [
 FIGURE_KEYS = [key for key, _, _ in FIGURES]
 # Figures that are legitimately zero in a shop that improves: workers that keep their database connection.
 MAY_BE_ZERO = {"pg_connections_per_row"}
+# The many-shoppers figures: JSON key, column title.
+MANY_SHOPPERS_FIGURES = [
+    ("many_shoppers_accept_s", "all accepted s"),
+    ("many_shoppers_s", "all paid s"),
+    ("many_shoppers_floor_s", "floor s"),
+    ("many_shoppers_over_floor", "paid/floor"),
+]
 
 
 def summarise(values: list[float]) -> dict:
@@ -37,14 +48,25 @@ def summarise(values: list[float]) -> dict:
 
 def size_summary(row_count: int, runs: list[dict]) -> dict:
     last = runs[-1]
-    return {
-        "figures": {key: summarise([run[key] for run in runs]) for key in FIGURE_KEYS},
+    summary = {
+        "figures": {key: summarise([run[key] for run in runs]) for key in FIGURE_KEYS if key in last},
         "baseline_checkouts": last["baseline_checkouts"],
         "baseline_extrapolated": last["baseline_checkouts"] < row_count,
+    }
+    if "redis_commands_by_name" in last:
         # Which Redis commands placing costs, per row (last run): where to look to cut them.
-        "redis_commands_by_name_per_row": {
+        summary["redis_commands_by_name_per_row"] = {
             name: round(calls, 3) for name, calls in last["redis_commands_by_name"].items()
-        },
+        }
+    return summary
+
+
+def many_shoppers_summary(runs: list[dict], *, shoppers: int, rows_per_batch: int) -> dict:
+    return {
+        "shoppers": shoppers,
+        "rows_per_batch": rows_per_batch,
+        "floor": f"{shoppers} chords of {rows_per_batch} no-op tasks, dispatched at once",
+        "figures": {key: summarise([run[key] for run in runs]) for key, _ in MANY_SHOPPERS_FIGURES},
     }
 
 
@@ -96,13 +118,14 @@ def targets(sizes: dict[int, dict], worker_idle_rss_mb: float) -> list[dict]:
 # -- the machine -------------------------------------------------------------------------------------------
 
 
-def machine(*, postgres_version: str, redis_version: str) -> dict:
+def machine(*, postgres_version: str, redis_version: str, rabbitmq_version: str | None = None) -> dict:
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": _cpu_model(),
         "memory_gib": round(_meminfo_kb("MemTotal") / 2**20, 1),
         "postgresql": postgres_version,
         "redis": redis_version,
+        "rabbitmq": rabbitmq_version,
         "python": platform.python_version(),
         "django": version("django"),
         "celery": version("celery"),
@@ -139,11 +162,20 @@ def render(document: dict) -> str:
         f"Batchpay placing benchmark — {document['command']}",
         _machine_line(document["machine"]),
         _code_line(document["code"]),
+        _broker_line(settings),
         f"{settings['workers']} worker processes; median (min–max) of {settings['repeat']} runs per size.",
         "",
         _table(sizes, "time"),
         "",
         _table(sizes, "cost"),
+        "",
+    ]
+    shoppers = document["many_shoppers"]
+    lines += [
+        f"Many shoppers: {shoppers['shoppers']} API users POST a {shoppers['rows_per_batch']}-row batch each at the "
+        "same moment; all paid = from the first POST until every merged payment exists; "
+        f"floor = {shoppers['floor']}.",
+        _many_shoppers_table(shoppers),
         "",
     ]
     extrapolated = [
@@ -171,11 +203,28 @@ def render(document: dict) -> str:
 
 
 def _machine_line(info: dict) -> str:
+    rabbitmq = f"RabbitMQ {info['rabbitmq']}, " if info.get("rabbitmq") else ""
     return (
         f"{info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, PostgreSQL {info['postgresql']}, "
-        f"Redis {info['redis']}, Python {info['python']}, Django {info['django']}, Celery {info['celery']}; "
+        f"{rabbitmq}Redis {info['redis']}, Python {info['python']}, Django {info['django']}, Celery {info['celery']}; "
         f"load average at start {', '.join(map(str, info['load_average_at_start']))}"
     )
+
+
+def _broker_line(settings: dict) -> str:
+    if settings["broker"] == "rabbitmq":
+        return (
+            f"Broker: RabbitMQ ({settings['broker_url']}, a virtual host of the benchmark's own); results in a "
+            "private Redis. Redis command counts are left out: they would count the results alone."
+        )
+    return "Broker: a private Redis, which keeps the results too."
+
+
+def _many_shoppers_table(shoppers: dict) -> str:
+    header = ["batches × rows", *[title for _, title in MANY_SHOPPERS_FIGURES]]
+    cells = [f"{shoppers['shoppers']} × {shoppers['rows_per_batch']}"]
+    cells += [_cell(shoppers["figures"][key]) for key, _ in MANY_SHOPPERS_FIGURES]
+    return _render_table(header, [cells])
 
 
 def _code_line(code: dict) -> str:
@@ -184,7 +233,8 @@ def _code_line(code: dict) -> str:
 
 
 def _table(sizes: dict[int, dict], table: str) -> str:
-    columns = [(key, title) for key, title, kind in FIGURES if kind == table]
+    measured = next(iter(sizes.values()))["figures"]
+    columns = [(key, title) for key, title, kind in FIGURES if kind == table and key in measured]
     header = ["rows", *[title for _, title in columns]]
     body = []
     for row_count, size in sizes.items():
@@ -195,6 +245,10 @@ def _table(sizes: dict[int, dict], table: str) -> str:
                 cell += " *"
             cells.append(cell)
         body.append(cells)
+    return _render_table(header, body)
+
+
+def _render_table(header: list[str], body: list[list[str]]) -> str:
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def line(cells):

@@ -1,11 +1,16 @@
 """The Celery application. Its configuration lives in Django settings under the CELERY_ prefix."""
 
+import logging
 import os
+from typing import Any
 
 from celery import Celery, Task, signals
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+logger = logging.getLogger(__name__)
 
 
 class DatabaseRetryingTask(Task):
@@ -18,6 +23,22 @@ class DatabaseRetryingTask(Task):
     retry_backoff_max = 30
     max_retries = 8
 
+    def apply_async(self, args: Any = None, kwargs: Any = None, *rest: Any, **options: Any) -> Any:
+        # Every publish passes here: a task queued through the outbox, a retry, a chord's header and callback.
+        # A longer countdown than the broker can hold a task for is shortened (settings.TASK_LONGEST_COUNTDOWN_SECONDS:
+        # RabbitMQ's consumer_timeout would make the worker exit); every task is safe to run early, since each
+        # re-reads what it works on. The project passes `countdown` only, never `eta`.
+        countdown = options.get("countdown")
+        if countdown is not None and countdown > settings.TASK_LONGEST_COUNTDOWN_SECONDS:
+            logger.warning(
+                "%s: countdown of %.0f s shortened to %d s (TASK_LONGEST_COUNTDOWN_SECONDS)",
+                self.name,
+                countdown,
+                settings.TASK_LONGEST_COUNTDOWN_SECONDS,
+            )
+            options["countdown"] = settings.TASK_LONGEST_COUNTDOWN_SECONDS
+        return super().apply_async(args, kwargs, *rest, **options)
+
 
 app = Celery("batchpay", task_cls=DatabaseRetryingTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -28,9 +49,9 @@ app.autodiscover_tasks()
 def _sweep_when_a_worker_starts(sender, **kwargs):
     # A worker that starts may be the one that replaces a killed worker: find what that one left behind
     # now, and once more when a batch it left can first count as stuck, so that recovery never depends
-    # on beat alone (or on the broker's visibility timeout, an hour by default).
-    from django.conf import settings
-
+    # on beat alone, nor on the broker: Redis hands a dead worker's unacknowledged tasks out again only after
+    # its visibility timeout, RabbitMQ at once when that worker's connection closes, and a task lost with the
+    # broker's data comes back from neither.
     recover, redrive = app.tasks["orders.tasks.recover_stuck_batches"], app.tasks["recharge.tasks.redrive_fulfilments"]
     for countdown in (0, settings.BATCH_PLACING_TIMEOUT_SECONDS + 1):
         recover.apply_async(countdown=countdown)

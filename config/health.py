@@ -6,6 +6,7 @@ points at it, so that an operator knows which setting to look at.
 
 from urllib.parse import urlsplit, urlunsplit
 
+import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
@@ -46,6 +47,19 @@ def broker_problem() -> str | None:
     return None
 
 
+def results_problem() -> str | None:
+    """The result backend, when it is not the broker (RabbitMQ as broker): chords count their results there,
+    so without it no batch is ever finalised."""
+    url = celery_app.conf.result_backend
+    if settings.CELERY_TASK_ALWAYS_EAGER or not url or url == celery_app.conf.broker_url:
+        return None
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
+    except redis.RedisError as exc:
+        return f"{settings.CELERY_RESULT_BACKEND_VARIABLE}: cannot reach {_redact(url)} ({exc})"
+    return None
+
+
 def worker_problem() -> str | None:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return None
@@ -60,6 +74,9 @@ def worker_problem() -> str | None:
 @require_GET
 def healthz(request):
     checks = {"database": database_problem(), "broker": broker_problem()}
+    # Only where it is a service of its own: with a Redis broker the broker's check covers it.
+    if celery_app.conf.result_backend != celery_app.conf.broker_url:
+        checks["results"] = results_problem()
     checks["worker"] = worker_problem() if checks["broker"] is None else "broker is down"
     body = {
         "status": "ok" if not any(checks.values()) else "unavailable",

@@ -305,10 +305,16 @@ SPECTACULAR_SETTINGS = {
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 # ------------------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# The broker is Redis or RabbitMQ (amqp://user:password@host:5672/vhost); the result backend stays a Redis either
+# way: chords count their results in it (README "Running with RabbitMQ").
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
-# Which variable an operator should look at when the broker cannot be reached.
-CELERY_BROKER_URL_VARIABLE = "CELERY_BROKER_URL" if env.str("CELERY_BROKER_URL", default="") else "REDIS_URL"
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+# Which variable an operator should look at when the broker or the result backend cannot be reached.
+CELERY_BROKER_URL_VARIABLE = "CELERY_BROKER_URL" if env.str("CELERY_BROKER_URL", default="") else "REDIS_URL"
+CELERY_RESULT_BACKEND_VARIABLE = (
+    "CELERY_RESULT_BACKEND" if env.str("CELERY_RESULT_BACKEND", default="") else "REDIS_URL"
+)
+BROKER_IS_RABBITMQ = CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://"))
 # The cache that throttling counts in: one Redis for every web process, so that a limit holds across them.
 # Without Redis (the embedded default running Celery eagerly) each process counts for itself.
 CACHES = {
@@ -345,14 +351,32 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A web request must not hang on a dead broker: the batch is already in the database and the
 # recovery job re-drives it, so publishing gives up after a few quick tries.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "socket_connect_timeout": 1,
-    "socket_timeout": 10,
-    # Redis gives an unacknowledged task to another worker after this long. It must outlast the longest
-    # countdown a task is held for (top-up retries wait up to 600 s) plus its run time, or the task would
-    # run twice; recovering from a killed worker does not wait for it (see BATCH_PLACING_TIMEOUT_SECONDS).
-    "visibility_timeout": 900,
-}
+# A task with a countdown is held, unacknowledged, by the worker that received it until it is due. No broker
+# lets that last: Redis gives the task to another worker after visibility_timeout (below), and RabbitMQ closes
+# the channel of a consumer that holds a delivery longer than its consumer_timeout (30 min by default; the
+# worker then exits). So no task waits longer than this in the broker: config/celery.py shortens a longer
+# countdown to it. Top-up retries and gateway notification backoff wait up to 600 s.
+TASK_LONGEST_COUNTDOWN_SECONDS = 600
+# On RabbitMQ: connecting, AMQP handshake included, gives up after 1 s, as on Redis (socket_connect_timeout), so
+# that /healthz answers within 2 s when the broker is down. Redis ignores this setting.
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    # RabbitMQ: a publish that finds the broker down fails at once, as on Redis (the outbox is the retry); kombu
+    # would otherwise wait 2 s before giving up on a refused connection. A publish given a retry policy (the
+    # chords a worker builds) still retries. The unacknowledged tasks of a worker that died return to their queue
+    # as soon as its connection closes; a dead connection is found by AMQP heartbeats (Celery's default, 120 s).
+    {"max_retries": 0}
+    if BROKER_IS_RABBITMQ
+    else {
+        "socket_connect_timeout": 1,
+        "socket_timeout": 10,
+        # Redis gives an unacknowledged task to another worker after this long. It must outlast the longest
+        # countdown (TASK_LONGEST_COUNTDOWN_SECONDS) plus a task's run time (CELERY_TASK_TIME_LIMIT), or the
+        # task would run twice; recovering from a killed worker does not wait for it (see
+        # BATCH_PLACING_TIMEOUT_SECONDS).
+        "visibility_timeout": 900,
+    }
+)
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3}
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_DEFAULT_QUEUE = "default"

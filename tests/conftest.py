@@ -3,19 +3,37 @@
 Tests that need the worker ask for the `worker` fixture: it gives them a transactional database
 (the worker is another process and sees only committed rows) and a worker that consumes every queue
 from a Redis no other test run shares. A test that needs workers of its own (to kill one) starts them
-with `start_worker` on a `private_redis` of its own and points this process at it with `celery_on`.
-The services themselves are in tests/support, shared with the benchmark.
+with `start_worker` on a `private_broker` (or `private_redis`) of its own and points this process at it
+with `celery_on`. The services themselves are in tests/support, shared with the benchmark.
+
+The broker is Redis. Tests marked `every_broker` (the placing pipeline's worker tests and the worker-kill
+tests) run on RabbitMQ too: for them the `broker` fixture, which `worker` and `private_broker` build on, is
+parametrised (ids `redis`, `rabbitmq`). The `rabbitmq` variants use a virtual host of this run's own on the
+RabbitMQ that TEST_RABBITMQ_URL names (default amqp://guest:guest@127.0.0.1:5672/), with this run's Redis as
+result backend; they are skipped when that RabbitMQ does not answer, unless TEST_RABBITMQ_URL is set (CI).
 """
 
+import contextlib
 import os
 import shutil
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
 
 from config.celery import app as celery_app
-from tests.support.services import BeatProcess, PrivateRedis, ServiceError, WebProcess, WorkerProcess, free_port
+from tests.support.services import (
+    BeatProcess,
+    Broker,
+    PrivateRedis,
+    RabbitVhost,
+    ServiceError,
+    WebProcess,
+    WorkerProcess,
+    free_port,
+)
 from tests.support.waiting import wait_until as poll_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +41,8 @@ LOG_DIR = ROOT / "var" / "test-logs"
 # Where the worker's mail goes (Django's file backend: one file per message), read by the `worker_mail` fixture.
 # The tests' own process keeps Django's in-memory outbox.
 WORKER_MAIL_DIR = Path("var") / "test-mail" / str(os.getpid())
+BROKER_KINDS = ("redis", "rabbitmq")
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 # The live server (pytest-django's `live_server`) gets a port chosen now, so that the worker process can
@@ -60,6 +80,57 @@ def point_celery_app(*, broker_url: str, result_backend: str) -> None:
     celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
     celery_app._backend_cache = None  # type: ignore[attr-defined]
     celery_app._local.__dict__.pop("backend", None)  # type: ignore[attr-defined]
+
+
+def pytest_generate_tests(metafunc):
+    # Only tests marked every_broker get the RabbitMQ variant; every other test keeps the one Redis broker,
+    # with its id unchanged.
+    if "broker" in metafunc.fixturenames and metafunc.definition.get_closest_marker("every_broker"):
+        metafunc.parametrize("broker", BROKER_KINDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url():
+    """A RabbitMQ virtual host for this test run alone, deleted at the end (see the module's docstring)."""
+    given = os.environ.get("TEST_RABBITMQ_URL")
+    vhost = RabbitVhost(given or DEFAULT_RABBITMQ_URL, default_name=f"batchpay-test-{os.getpid()}")
+    try:
+        url = vhost.start()
+    except ServiceError as error:
+        if given:
+            pytest.fail(f"TEST_RABBITMQ_URL: {error}", pytrace=False)
+        pytest.skip(f"the RabbitMQ variants need a RabbitMQ on 127.0.0.1:5672 or TEST_RABBITMQ_URL ({error})")
+    yield url
+    vhost.stop()
+
+
+@pytest.fixture
+def broker(request, redis_url) -> Broker:
+    """The broker this test runs on: this run's Redis, or (the `rabbitmq` variant of a test marked
+    every_broker) this run's RabbitMQ virtual host; the result backend is this run's Redis either way."""
+    if getattr(request, "param", "redis") == "redis":
+        return Broker(url=redis_url, result_backend=redis_url)
+    return Broker(url=request.getfixturevalue("rabbitmq_url"), result_backend=redis_url)
+
+
+@pytest.fixture
+def private_broker(broker, private_redis):
+    """Start a broker of the test's own, of the kind the test runs on (stopped when the test ends): a
+    redis-server that is its own result backend, or a RabbitMQ virtual host with a redis-server for results."""
+    vhosts = []
+
+    def start() -> Broker:
+        results = private_redis()
+        if broker.kind == "redis":
+            return Broker(url=results, result_backend=results)
+        server = os.environ.get("TEST_RABBITMQ_URL") or DEFAULT_RABBITMQ_URL
+        vhost = RabbitVhost(server, default_name=f"batchpay-test-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        vhosts.append(vhost)
+        return Broker(url=vhost.start(), result_backend=results)
+
+    yield start
+    for vhost in vhosts:
+        vhost.stop()
 
 
 @pytest.fixture
@@ -110,16 +181,15 @@ def test_database_url(transactional_db) -> str:
     return _test_database_url()
 
 
-def worker_environment(broker_url: str, **overrides: str) -> dict[str, str]:
-    """The environment of a worker (or beat) on `broker_url`, sharing the test database and the test's settings."""
+def worker_environment(broker_url: str, *, result_backend: str | None = None, **overrides: str) -> dict[str, str]:
+    """The environment of a worker (or beat) on `broker_url`, sharing the test database and the test's settings.
+    The result backend is `result_backend`, or the broker itself when that is a Redis."""
     return {
         **os.environ,
         # The tests' settings (test-only apps too); a settings override (live_server's) hides SETTINGS_MODULE.
         "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE or os.environ["DJANGO_SETTINGS_MODULE"],
         "DATABASE_URL": _test_database_url(),
-        "CELERY_BROKER_URL": broker_url,
-        "CELERY_RESULT_BACKEND": broker_url,
-        "REDIS_URL": broker_url,
+        **Broker(url=broker_url, result_backend=result_backend or broker_url).environment(),
         "SECRET_KEY": settings.SECRET_KEY,
         "SANDBOX_WEBHOOK_SECRET": settings.SANDBOX_WEBHOOK_SECRET,
         "DATABASE_CONN_MAX_AGE": "0",
@@ -133,10 +203,10 @@ def worker_environment(broker_url: str, **overrides: str) -> dict[str, str]:
     }
 
 
-def _start_worker(broker_url: str, name: str, **overrides: str) -> WorkerProcess:
+def _start_worker(broker_url: str, name: str, *, result_backend: str | None = None, **overrides: str) -> WorkerProcess:
     """A real `celery worker` on `broker_url`, sharing the test database and the test's settings."""
     worker = WorkerProcess(
-        environment=worker_environment(broker_url, **overrides),
+        environment=worker_environment(broker_url, result_backend=result_backend, **overrides),
         queues=[queue.name for queue in settings.CELERY_TASK_QUEUES],
         concurrency=2,
         log_path=LOG_DIR / f"{name}-{os.getpid()}.log",
@@ -153,11 +223,12 @@ def _start_worker(broker_url: str, name: str, **overrides: str) -> WorkerProcess
 
 @pytest.fixture
 def start_worker(transactional_db):
-    """Start workers of the test's own, each on a given broker; every one still running is stopped at the end."""
+    """Start workers of the test's own, each on a given broker (and result backend, when the broker is not a
+    Redis that keeps the results too); every one still running is stopped at the end."""
     workers = []
 
-    def start(broker_url: str, name: str, **overrides: str) -> WorkerProcess:
-        workers.append(_start_worker(broker_url, name, **overrides))
+    def start(broker_url: str, name: str, *, result_backend: str | None = None, **overrides: str) -> WorkerProcess:
+        workers.append(_start_worker(broker_url, name, result_backend=result_backend, **overrides))
         return workers[-1]
 
     yield start
@@ -170,9 +241,9 @@ def start_beat(transactional_db):
     """Start a real `celery beat` on a given broker, with the project's schedule; stopped when the test ends."""
     beats = []
 
-    def start(broker_url: str, name: str = "beat") -> BeatProcess:
+    def start(broker_url: str, name: str = "beat", *, result_backend: str | None = None) -> BeatProcess:
         beat = BeatProcess(
-            environment=worker_environment(broker_url),
+            environment=worker_environment(broker_url, result_backend=result_backend),
             log_path=LOG_DIR / f"{name}-{os.getpid()}.log",
             schedule_path=ROOT / "var" / f"{name}-{os.getpid()}-schedule",
         )
@@ -244,11 +315,25 @@ def celery_worker_process(django_db_setup, django_db_blocker, redis_url):
         worker.stop()
 
 
+@pytest.fixture(scope="session")
+def celery_rabbitmq_worker_process(django_db_setup, django_db_blocker, rabbitmq_url, redis_url):
+    """The worker the `rabbitmq` variants share: on this run's RabbitMQ virtual host, results in its Redis."""
+    worker = _start_worker(rabbitmq_url, "test-worker-rabbitmq", result_backend=redis_url)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
 @pytest.fixture
-def worker(transactional_db, celery_worker_process):
-    """Use in tests that need a real worker: the database is committed for real so the worker sees it."""
+def worker(request, transactional_db, broker, celery_on):
+    """Use in tests that need a real worker: the database is committed for real so the worker sees it.
+    This process's Celery app publishes to the worker's broker until the test ends."""
+    shared = "celery_worker_process" if broker.kind == "redis" else "celery_rabbitmq_worker_process"
+    process = request.getfixturevalue(shared)
+    celery_on(broker.url, result_backend=broker.result_backend)
     celery_app.control.purge()
-    yield celery_worker_process
+    yield process
     celery_app.control.purge()
 
 
@@ -329,7 +414,6 @@ def wait_for_batch(wait_until):
 def wait_for_idle_worker(wait_until):
     """Wait until the worker(s) on this process's broker answer with nothing running or reserved and
     the queues are empty. A worker that does not answer in time is not taken for an idle one."""
-    import redis
 
     def idle() -> bool:
         inspect = celery_app.control.inspect(timeout=1)
@@ -337,14 +421,30 @@ def wait_for_idle_worker(wait_until):
         if not active or not reserved:
             return False
         busy = any(active.values()) or any(reserved.values())
-        client = redis.Redis.from_url(celery_app.conf.broker_url)
-        queued = sum(client.llen(queue.name) for queue in settings.CELERY_TASK_QUEUES)
-        return not busy and not queued
+        return not busy and not queued_messages()
 
     def wait(timeout: float = 30):
         wait_until(idle, timeout=timeout, what="the worker to be idle")
 
     return wait
+
+
+def queued_messages() -> int:
+    """Messages waiting in the project's queues on this process's broker, Redis or RabbitMQ alike (neither
+    counts what a worker has received and not yet acknowledged)."""
+    total = 0
+    with celery_app.connection_for_read() as connection:
+        for queue in settings.CELERY_TASK_QUEUES:
+            # kombu's StdChannel type leaves queue_declare and close out; every transport's channel has them.
+            channel: Any = connection.channel()
+            try:
+                total += channel.queue_declare(queue=queue.name, passive=True).message_count
+            except connection.channel_errors:
+                pass  # not declared yet (RabbitMQ) or empty (Redis keeps no empty list): nothing waits in it
+            finally:
+                with contextlib.suppress(*connection.connection_errors, *connection.channel_errors):
+                    channel.close()
+    return total
 
 
 @pytest.fixture

@@ -3,13 +3,16 @@ a 1,000-row batch, and a new worker starts. With the default recovery settings t
 merged payment within 60 s of the new worker being ready: the new worker places what is still queued, and
 the rows the dead worker held (unacknowledged in Redis for the 15-minute visibility timeout) are re-driven
 by stuck detection once the batch makes no progress for BATCH_PLACING_TIMEOUT_SECONDS (beat every 5 s,
-and a sweep queued by the new worker when it starts).
+and a sweep queued by the new worker when it starts). With RabbitMQ as the broker (the `rabbitmq` variant) the
+rows the dead worker held are back in the queue as soon as its connection closes.
 
 A real `celery beat` runs beside the workers, as in production; it outlives the worker.
 """
 
 import time
 from decimal import Decimal
+
+import pytest
 
 from orders import services
 from orders.models import BatchRow, Order, Product
@@ -20,13 +23,15 @@ from tests.orders.factories import ProductFactory
 ROWS = 1000
 
 
+@pytest.mark.every_broker
 def test_worker_killed_at_30_percent_of_a_1000_row_batch(
-    user, drill_redis, celery_on, start_worker, start_beat, wait_until, figures
+    user, private_broker, celery_on, start_worker, start_beat, wait_until, figures
 ):
     product = ProductFactory(sku="PEN", unit_price=Decimal("1.50"), stock=ROWS)
-    celery_on(drill_redis.url, result_backend=drill_redis.url)
-    doomed = start_worker(drill_redis.url, "drill1-doomed")
-    start_beat(drill_redis.url, "drill1-beat")
+    broker = private_broker()
+    celery_on(broker.url, result_backend=broker.result_backend)
+    doomed = start_worker(broker.url, "drill1-doomed", result_backend=broker.result_backend)
+    start_beat(broker.url, "drill1-beat", result_backend=broker.result_backend)
 
     # given: a 1,000-row batch about 30 % placed
     batch = services.batch_submit(owner=user, rows=[{"kind": "goods", "sku": "PEN"}] * ROWS).batch
@@ -37,7 +42,7 @@ def test_worker_killed_at_30_percent_of_a_1000_row_batch(
     doomed.kill()
     killed_at = time.monotonic()
     placed_at_kill = placed()
-    start_worker(drill_redis.url, "drill1-fresh")
+    start_worker(broker.url, "drill1-fresh", result_backend=broker.result_backend)
     ready_at = time.monotonic()
 
     # then: the merged payment within 60 s of the new worker being ready, every row placed once

@@ -1,8 +1,10 @@
-"""Stock, cancel, retry and progress: what a shopper sees of a batch around placing."""
+"""Stock, cancel, retry and progress: what a shopper sees of a batch around placing (the tests with the worker
+run on Redis and on RabbitMQ)."""
 
 import threading
 from decimal import Decimal
 
+import pytest
 from django.db import connection
 
 from orders import services
@@ -10,6 +12,8 @@ from orders.models import Batch, BatchRow, Order, OrderStatusChange, Product
 from payments.models import Payment
 from tests.factories import UserFactory
 from tests.orders.factories import ProductFactory
+
+pytestmark = pytest.mark.every_broker
 
 
 def test_two_concurrent_batches_never_oversell(worker, wait_for_batch):

@@ -1,13 +1,17 @@
 """The placing pipeline end to end: API → rows → one task per row → chord → count check → one payment.
 
-Every test here runs against the real worker process, Redis and PostgreSQL.
+Every test here runs against the real worker process, Redis and PostgreSQL, and again with RabbitMQ as the broker.
 """
 
 from decimal import Decimal
 
+import pytest
+
 from orders.models import Batch, BatchRow, Order, Product
 from payments.models import Payment
 from tests.orders.factories import ProductFactory
+
+pytestmark = pytest.mark.every_broker
 
 
 def goods(sku, quantity=1, **extra):

@@ -1,22 +1,28 @@
 """Invariants under redelivery and loss (SPEC section 7): every accepted row ends as exactly one order or
 one failure, a batch gets at most one payment, and a batch stuck in placing is re-driven to the same end
-state as the normal path. Real worker, Redis and PostgreSQL throughout."""
+state as the normal path. Real worker, Redis and PostgreSQL throughout; the tests with the worker run again with
+RabbitMQ as the broker."""
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
+from config.celery import app as celery_app
 from orders import services
 from orders.models import Batch, BatchRow, BatchStatusChange, Order
-from orders.tasks import finalize_batch, place_row, place_row_task_id, recover_stuck_batches
+from orders.tasks import finalize_batch, place_row, place_row_task_id, placing_backlog, recover_stuck_batches
 from payments.models import Payment
 from tests.orders.factories import ProductFactory
 from tests.orders.pipeline import dispatch_suppressed
 
 ROWS: list[dict[str, Any]] = [{"kind": "goods", "sku": "BOOK", "quantity": q} for q in (1, 2, 3, 1, 2, 3, 1, 2, 3, 4)]
 EXPECTED_TOTAL = Decimal("7.50") * sum(row["quantity"] for row in ROWS)
+
+pytestmark = pytest.mark.every_broker
 
 
 @pytest.fixture
@@ -142,6 +148,32 @@ def test_recovery_leaves_a_batch_that_is_still_making_progress_alone(book, recor
     assert outcome == {"finished": [], "redispatched": []}
     batch.refresh_from_db()
     assert batch.dispatch_count == 0
+
+
+def test_recovery_waits_longer_for_a_silent_batch_while_rows_wait_in_the_placing_queue(
+    private_broker, celery_on, book, record_without_dispatch, settings, wait_until, db
+):
+    # given: a batch silent for twice the placing timeout, and another batch's rows waiting in the placing
+    # queue of a broker that no worker consumes from
+    broker = private_broker()
+    celery_on(broker.url, result_backend=broker.result_backend)
+    silent = record_without_dispatch()
+    silent_for = timedelta(seconds=2 * settings.BATCH_PLACING_TIMEOUT_SECONDS)
+    Batch.objects.filter(pk=silent.pk).update(created_at=timezone.now() - silent_for)
+    queued = record_without_dispatch()
+    for row_index in range(3):
+        place_row.apply_async((str(queued.pk), row_index), task_id=place_row_task_id(queued.pk, row_index))
+    wait_until(lambda: placing_backlog() == 3, timeout=10, what="3 messages in the placing queue")
+
+    # when: the periodic job runs with that backlog, and again once the queue is empty
+    with_backlog = recover_stuck_batches()
+    celery_app.control.purge()
+    wait_until(lambda: placing_backlog() == 0, timeout=10, what="an empty placing queue")
+    without_backlog = recover_stuck_batches()
+
+    # then: rows still queued are not lost, so the silent batch is given ten times the usual patience first
+    assert with_backlog == {"finished": [], "redispatched": []}
+    assert without_backlog == {"finished": [], "redispatched": [str(silent.pk)]}
 
 
 def assert_same_outcome(batch, reference):

@@ -83,6 +83,30 @@ def test_unreachable_redis_is_one_line_naming_it():
     assert "REDIS_URL: cannot reach redis://127.0.0.1:1/0" in result.stderr
 
 
+def test_unreachable_rabbitmq_is_one_line_naming_it_without_its_password():
+    url = "amqp://shop:s3cret@127.0.0.1:1/batchpay"
+
+    result = manage("preflight", **{**PRODUCTION_ENV, "CELERY_BROKER_URL": url})
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "CELERY_BROKER_URL: cannot reach amqp://shop:***@127.0.0.1:1/batchpay" in result.stderr
+    assert "s3cret" not in result.stderr
+
+
+def test_with_rabbitmq_as_broker_an_unreachable_result_backend_is_one_line_naming_it(rabbitmq_url):
+    env = {**PRODUCTION_ENV, "CELERY_BROKER_URL": rabbitmq_url, "REDIS_URL": "redis://127.0.0.1:1/0"}
+
+    result = manage("preflight", **env)
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "REDIS_URL: cannot reach redis://127.0.0.1:1/0" in result.stderr
+    assert "CELERY_BROKER_URL" not in result.stderr  # the broker itself answered
+
+
 def email_settings(**env) -> dict:
     code = (
         "import json; from django.conf import settings as s; print(json.dumps({k: getattr(s, k, None) for k in "

@@ -1,4 +1,7 @@
-"""The foundation's promise: a real worker process executes a real task through Redis and writes to PostgreSQL."""
+"""The foundation's promise: a real worker process executes a real task through the broker (Redis, and RabbitMQ)
+and writes to PostgreSQL."""
+
+import pytest
 
 from orders import services
 from orders.models import Batch, Order
@@ -6,12 +9,13 @@ from tests.factories import UserFactory
 from tests.orders.factories import ProductFactory
 
 
-def test_worker_places_a_submitted_row_through_redis_into_postgres(worker, wait_until):
+@pytest.mark.every_broker
+def test_worker_places_a_submitted_row_through_the_broker_into_postgres(worker, wait_until):
     # given
     owner = UserFactory()
     ProductFactory(sku="MUG", unit_price="12.50")
 
-    # when: the submission commits, the dispatch task goes to Redis and the worker places the row
+    # when: the submission commits, the dispatch task goes to the broker and the worker places the row
     submission = services.batch_submit(owner=owner, rows=[{"kind": "goods", "sku": "MUG", "quantity": 2}])
 
     # then: the order exists in PostgreSQL, written by the worker process

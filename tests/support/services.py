@@ -1,23 +1,31 @@
-"""The services a test run or a benchmark run starts for itself: a private redis-server, real
-`celery worker` and `celery beat` processes and the site under gunicorn. Each is created by its owner and
-removed by it; nothing it did not create is touched.
+"""The services a test run or a benchmark run starts for itself: a private redis-server, a RabbitMQ virtual
+host, real `celery worker` and `celery beat` processes and the site under gunicorn. Each is created by its
+owner and removed by it; nothing it did not create is touched.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import ipaddress
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
 
 class ServiceError(Exception):
@@ -28,6 +36,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where tasks go (`url`: a Redis, or a RabbitMQ virtual host) and where their results are kept
+    (`result_backend`: always a Redis, since chords count their results there)."""
+
+    url: str
+    result_backend: str
+
+    @property
+    def kind(self) -> str:
+        return "rabbitmq" if self.url.startswith(AMQP_SCHEMES) else "redis"
+
+    def environment(self) -> dict[str, str]:
+        """The variables that point the project's settings at this broker (REDIS_URL: the cache too)."""
+        return {
+            "CELERY_BROKER_URL": self.url,
+            "CELERY_RESULT_BACKEND": self.result_backend,
+            "REDIS_URL": self.result_backend,
+        }
 
 
 class PrivateRedis:
@@ -83,6 +112,164 @@ class PrivateRedis:
             return redis.Redis.from_url(self.url, socket_connect_timeout=1).ping()
         except redis.RedisError:
             return False
+
+
+class RabbitVhost:
+    """A RabbitMQ virtual host of our own on the server that `url` names: its queues, exchanges (the workers'
+    control exchange included) and messages are ours alone, so that parallel runs never consume each other's
+    tasks, and deleting it at the end removes everything they left.
+
+    The virtual host is `url`'s, or `default_name` when `url` names none (or "/"); it must not exist yet, since
+    stop() deletes it. It is created with `rabbitmqctl` where that works (root or the rabbitmq user, on the
+    broker's own machine), else through the management plugin's HTTP API on port 15672 with `url`'s user.
+    """
+
+    def __init__(self, url: str, *, default_name: str, management_url: str | None = None):
+        parts = urlsplit(url)
+        if not url.startswith(AMQP_SCHEMES) or not parts.hostname:
+            raise ServiceError(f"not a RabbitMQ URL: {url!r} (amqp://user:password@host:5672/vhost)")
+        named = unquote(parts.path[1:])
+        self.name = named if named and named != "/" else default_name
+        self.user = unquote(parts.username or "guest")
+        self.password = unquote(parts.password or "guest")
+        self.host = parts.hostname
+        self.url = urlunsplit(parts._replace(path="/" + quote(self.name, safe="")))
+        self.management_url = management_url or f"http://{self.host}:15672"
+        self._admin: _RabbitAdmin | None = None
+        self._created = False
+
+    def start(self) -> str:
+        self._admin, exists = self._admin_and_existence()
+        if exists:
+            raise ServiceError(
+                f"the RabbitMQ virtual host {self.name!r} exists already; name one that may be created and deleted"
+            )
+        self._admin.create_vhost(self.name, user=self.user)
+        self._created = True
+        return self.url
+
+    def stop(self) -> None:
+        if self._created and self._admin is not None:
+            self._admin.delete_vhost(self.name)
+            self._created = False
+
+    def exists(self) -> bool:
+        return self._admin_and_existence()[1]
+
+    def __enter__(self) -> RabbitVhost:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def _admin_and_existence(self) -> tuple[_RabbitAdmin, bool]:
+        """The first way of administering the broker that answers, and whether our virtual host exists."""
+        admins: list[_RabbitAdmin] = []
+        reasons = []
+        if shutil.which("rabbitmqctl") is None:
+            reasons.append("rabbitmqctl is not on the PATH")
+        elif not _is_loopback(self.host):
+            reasons.append(f"rabbitmqctl reaches only a broker on this machine, not {self.host}")
+        else:
+            admins.append(_Rabbitmqctl())
+        admins.append(_ManagementApi(self.management_url, user=self.user, password=self.password))
+        for admin in admins:
+            try:
+                return admin, admin.vhost_exists(self.name)
+            except ServiceError as error:
+                reasons.append(str(error))
+        raise ServiceError("cannot create a RabbitMQ virtual host: " + "; ".join(reasons))
+
+
+class _RabbitAdmin:
+    def vhost_exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def create_vhost(self, name: str, *, user: str) -> None:
+        raise NotImplementedError
+
+    def delete_vhost(self, name: str) -> None:
+        raise NotImplementedError
+
+
+class _Rabbitmqctl(_RabbitAdmin):
+    """The broker's own command line tool: works as root or as the rabbitmq user (it needs the Erlang cookie)."""
+
+    def vhost_exists(self, name: str) -> bool:
+        return name in _run(["rabbitmqctl", "-q", "list_vhosts", "name", "--no-table-headers"]).splitlines()
+
+    def create_vhost(self, name: str, *, user: str) -> None:
+        _run(["rabbitmqctl", "-q", "add_vhost", name])
+        _run(["rabbitmqctl", "-q", "set_permissions", "-p", name, user, ".*", ".*", ".*"])
+
+    def delete_vhost(self, name: str) -> None:
+        _run(["rabbitmqctl", "-q", "delete_vhost", name])
+
+
+class _ManagementApi(_RabbitAdmin):
+    """The management plugin's HTTP API (`rabbitmq-plugins enable rabbitmq_management`), as the URL's user, who
+    must be an administrator (guest is, from this machine)."""
+
+    def __init__(self, base_url: str, *, user: str, password: str):
+        self.base_url = base_url.rstrip("/")
+        self.authorization = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def vhost_exists(self, name: str) -> bool:
+        try:
+            self._request("GET", f"/api/vhosts/{quote(name, safe='')}")
+        except _NotFound:
+            return False
+        return True
+
+    def create_vhost(self, name: str, *, user: str) -> None:
+        self._request("PUT", f"/api/vhosts/{quote(name, safe='')}", {})
+        permissions = {"configure": ".*", "write": ".*", "read": ".*"}
+        self._request("PUT", f"/api/permissions/{quote(name, safe='')}/{quote(user, safe='')}", permissions)
+
+    def delete_vhost(self, name: str) -> None:
+        self._request("DELETE", f"/api/vhosts/{quote(name, safe='')}")
+
+    def _request(self, method: str, path: str, body: dict | None = None) -> None:
+        request = urllib.request.Request(
+            self.base_url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": self.authorization, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                return
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                raise _NotFound(path) from None
+            raise ServiceError(f"the RabbitMQ management API answered {method} {path} with {error.code}") from None
+        except OSError as error:
+            raise ServiceError(f"the RabbitMQ management API at {self.base_url} does not answer ({error})") from None
+
+
+class _NotFound(ServiceError):
+    pass
+
+
+def _run(command: list[str]) -> str:
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ServiceError(f"{' '.join(command[:3])}: {error}") from None
+    if completed.returncode != 0:
+        output = completed.stderr.strip() or completed.stdout.strip() or f"exit status {completed.returncode}"
+        raise ServiceError(f"{' '.join(command[:3])} failed: {output.splitlines()[0]}")
+    return completed.stdout
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class WorkerProcess:
