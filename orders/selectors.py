@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
-from orders.models import Batch, BatchRow, Order
+from orders.models import Batch, BatchRow
 from orders.results import PlacementResult
 
 
@@ -37,12 +37,13 @@ def batches_with_progress(batches: QuerySet[Batch]) -> QuerySet[Batch]:
 
 
 def batch_results_from_database(batch: Batch) -> list[dict[str, Any]]:
-    """The order array as the database records it, for finishing a batch whose callback was lost."""
-    orders = {order.row_index: order for order in Order.objects.filter(batch=batch).only("pk", "row_index", "amount")}
-    rows = batch.rows.filter(outcome__in=[BatchRow.Outcome.PLACED, BatchRow.Outcome.FAILED]).only(
-        "row_index", "outcome", "failure_code", "failure_message"
-    )
-    return [PlacementResult.from_row(row, orders.get(row.row_index)).as_dict() for row in rows]
+    """The order array as the database records it (PlacementResult.entry), for finishing a batch whose
+    callback was lost."""
+    settled = batch.rows.filter(outcome__in=[BatchRow.Outcome.PLACED, BatchRow.Outcome.FAILED])
+    return [
+        PlacementResult(row=row_index, ok=outcome == BatchRow.Outcome.PLACED).entry()
+        for row_index, outcome in settled.order_by("row_index").values_list("row_index", "outcome")
+    ]
 
 
 def batches_stuck_in_placing(*, timeout: timedelta, now: datetime | None = None) -> list[Batch]:
