@@ -91,7 +91,7 @@ class ProductOrderType(OrderType):
         return {"sku": product.sku, "name": product.name, **self.row_details(row)}
 
     def row_details(self, row) -> dict:
-        """What a type keeps on the order from the row itself (a game account, a seat), beside the product."""
+        """What a type keeps on the order from the row itself, beside the product (such as an account to credit)."""
         return {}
 
     def new_order(self, *, batch, row, product: Product | None) -> Order:

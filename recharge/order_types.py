@@ -20,7 +20,7 @@ from orders.registry import Description, ImportContext, OrderType, PlacingStatem
 from orders.rows import RowCleaner, decimal_schema, text_schema
 from recharge import messages, services
 from recharge.models import CarrierDiscount
-from recharge.numbers import InvalidNumber, parse_mobile
+from recharge.numbers import InvalidNumber, MobileNumber, parse_mobile
 
 DEFAULT_ACCOUNT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{3,63}"
 # A pasted line is a phone number when its first field looks like a number: digits, spaces and dashes, an
@@ -166,9 +166,8 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
     def warnings(self, rows):
         return _duplicates(rows, key=lambda data: data["phone"], field="phone")
 
-    def new_order(self, *, batch, row, price: Decimal | None) -> Order:
+    def new_order(self, *, batch, row, number: MobileNumber, price: Decimal | None) -> Order:
         """The order of a row, unsaved (without its price when the price is left to the database)."""
-        number = parse_mobile(row.data["phone"])
         prices = {"unit_price": price, "amount": price} if price is not None else {}
         return Order(
             owner_id=batch.owner_id,
@@ -182,15 +181,16 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
         )
 
     def place(self, *, batch, row) -> Order:
-        carrier = parse_mobile(row.data["phone"]).carrier
-        price = face_value_price(Decimal(row.data["face_value"]), carrier, carrier_discounts())
-        order = self.new_order(batch=batch, row=row, price=price)
+        number = parse_mobile(row.data["phone"])
+        price = face_value_price(Decimal(row.data["face_value"]), number.carrier, carrier_discounts())
+        order = self.new_order(batch=batch, row=row, number=number, price=price)
         order.save(force_insert=True)
         return order
 
     def placing_statement(self, *, batch, row) -> PlacingStatement:
         # face_value_price in SQL: the carrier's discount, none for a carrier not listed; round() rounds half
         # away from zero, to_money's ROUND_HALF_UP for a price.
+        number = parse_mobile(row.data["phone"])
         discounts = connection.ops.quote_name(CarrierDiscount._meta.db_table)
         price = f"""round(
             CAST(%(face_value)s AS numeric)
@@ -198,9 +198,9 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
             2
         )"""
         return PlacingStatement(
-            order=self.new_order(batch=batch, row=row, price=None),
+            order=self.new_order(batch=batch, row=row, number=number, price=None),
             ctes=f"source AS (SELECT {price} AS price, CAST(NULL AS text) AS refusal)",
-            params={"face_value": Decimal(row.data["face_value"]), "carrier": parse_mobile(row.data["phone"]).carrier},
+            params={"face_value": Decimal(row.data["face_value"]), "carrier": number.carrier},
             computed={"unit_price": "source.price", "amount": "source.price"},
         )
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from django.db import IntegrityError, connection
 from django.utils import timezone
 
-from orders import locking, messages, registry
+from orders import locking, messages, registry, selectors
 from orders.models import BatchRow, Order
 from orders.registry import PlacementRefused, PlacingStatement
 from orders.results import PlacementResult
@@ -26,7 +26,7 @@ def order_place(*, batch_id: UUID | str, row_index: int) -> PlacementResult:
     never yields two orders; the (batch, row_index) unique constraint on Order backs that up in the
     database. Only the row is locked, not its batch: the rows of one batch are placed in parallel.
     """
-    row = BatchRow.objects.select_related("batch").get(batch_id=batch_id, row_index=row_index)
+    row = selectors.row_to_place(batch_id=batch_id, row_index=row_index)
     if row.outcome != BatchRow.Outcome.PENDING:
         return _recorded_result(row)
     statement = _statement_for(row)

@@ -36,6 +36,7 @@ from weakref import WeakKeyDictionary
 from django.db import ProgrammingError, connection
 from django.db.models import Field, UniqueConstraint
 from django.utils import timezone
+from psycopg import sql as psycopg_sql
 
 from orders.models import BatchRow, Order
 from orders.results import PlacementResult
@@ -56,7 +57,6 @@ def order_place_in_one_statement(*, row: BatchRow, statement: PlacingStatement) 
     )
     params = {
         **statement.params,
-        **shape.fixed_params,
         **_order_params(statement.order, shape.order_fields),
         **{f"refusal_message_{index}": message for index, message in enumerate(statement.refusals.values())},
         "row_id": row.pk,
@@ -74,13 +74,12 @@ def order_place_in_one_statement(*, row: BatchRow, statement: PlacingStatement) 
 
 @dataclass(frozen=True)
 class _Shape:
-    """One type's statement (the same for each of its rows), prepared, and the parameters fixed with it."""
+    """One type's statement (the same for each of its rows), as it is prepared and executed."""
 
     name: str  # of the prepared statement
     prepare: str
     execute: str
     parameters: tuple[str, ...]  # the named parameters, in the order EXECUTE passes them
-    fixed_params: dict[str, Any]
     # Order fields whose Python value is a parameter: every field but the computed ones that do not use it.
     order_fields: tuple[Field[Any, Any], ...]
 
@@ -175,11 +174,15 @@ def _shape(ctes: str, computed: tuple[tuple[str, str], ...], refusals: tuple[str
         "failed": BatchRow.Outcome.FAILED.value,
     }
     parameters: list[str] = []
+    connection.ensure_connection()
 
     def positional(match: re.Match[str]) -> str:
-        if match.group(1) not in parameters:
-            parameters.append(match.group(1))
-        return f"${parameters.index(match.group(1)) + 1}"
+        name = match.group(1)
+        if name in fixed_params:  # the same for every row: written into the statement, not sent with each
+            return psycopg_sql.Literal(fixed_params[name]).as_string(connection.connection)
+        if name not in parameters:
+            parameters.append(name)
+        return f"${parameters.index(name) + 1}"
 
     body = _PARAMETER.sub(positional, sql)
     name = f"place_row_{hashlib.sha256(body.encode()).hexdigest()[:16]}"
@@ -188,7 +191,6 @@ def _shape(ctes: str, computed: tuple[tuple[str, str], ...], refusals: tuple[str
         prepare=f"PREPARE {name} AS {body}",
         execute=f"EXECUTE {name} ({', '.join(['%s'] * len(parameters))})",
         parameters=tuple(parameters),
-        fixed_params=fixed_params,
         order_fields=tuple(order_fields),
     )
 
