@@ -87,8 +87,9 @@ def targets(sizes: dict[int, dict], worker_idle_rss_mb: float) -> list[dict]:
 
     if 5000 in sizes:
         check("accept 5,000 rows ≤ 0.5 s", median(5000, "accept_s"), 0.5, median(5000, "accept_s") <= 0.5)
+    if 5000 in sizes:
+        check("place 5,000 rows ≤ 12 s", median(5000, "place_s"), 12.0, median(5000, "place_s") <= 12.0)
     if 1000 in sizes:
-        check("place 1,000 rows ≤ 5 s", median(1000, "place_s"), 5.0, median(1000, "place_s") <= 5.0)
         check(
             "place/floor ≤ 2.0 at 1,000 rows",
             median(1000, "place_over_floor"),
@@ -96,10 +97,10 @@ def targets(sizes: dict[int, dict], worker_idle_rss_mb: float) -> list[dict]:
             median(1000, "place_over_floor") <= 2.0,
         )
         check(
-            "baseline/batch ≥ 5 at 1,000 rows",
+            "baseline/batch ≥ 10 at 1,000 rows",
             median(1000, "baseline_over_batch"),
-            5.0,
-            median(1000, "baseline_over_batch") >= 5.0,
+            10.0,
+            median(1000, "baseline_over_batch") >= 10.0,
         )
     if 1000 in sizes and 5000 in sizes:
         # "At most linearly": 5 times the rows may cost 5 times as much, plus 10% for run-to-run noise
@@ -189,6 +190,7 @@ def render(document: dict) -> str:
     lines += [
         f"Placing one row: {sql['sql_statements_per_row']:.2f} SQL statements, "
         f"of which {sql['data_statements_per_row']:.2f} read or write data and the rest is transaction control "
+        "or preparing a statement "
         f"(counted in-process over {sql['rows']} rows), e.g.",
         "  " + "; ".join(sql["example_row"]),
         f"Idle worker process RSS after warm-up: {document['worker_idle_rss_mb']:.1f} MB.",

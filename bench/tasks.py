@@ -1,7 +1,7 @@
 """The floor of one-task-per-row: the placing pipeline's shape with the work taken out.
 
-Like `orders.tasks`, a dispatch task builds one chord of one task per row (deterministic task ids, the
-batch marker as argument), each returning a result of the same shape as `PlacementResult`, with a
+Like `orders.tasks`, a dispatch task publishes one chord of one task per row (deterministic task ids, the
+batch marker as argument), each returning an entry of the same shape as `PlacementResult.entry()`, with a
 callback that receives every result. None of them touches the database. They run on the `placing`
 queue of the same workers, with the same Celery settings, so that place/floor is the cost of placing
 itself. The benchmark's workers load this module with `--include bench.tasks`.
@@ -11,7 +11,9 @@ from functools import cache
 from typing import Any
 
 import redis
-from celery import chord, current_app, shared_task
+from celery import current_app, shared_task
+
+from orders.chords import chord_publish
 
 # The callback pushes here; the benchmark waits on it with BLPOP instead of calling .get() on the chord,
 # which would add its own polling of the result backend to what is measured.
@@ -20,17 +22,17 @@ DONE_KEY = "bench:floor:{run_id}:done"
 
 @shared_task(queue="placing")
 def floor_dispatch(run_id: str, row_count: int) -> int:
-    header = [
+    header = (
         floor_row.signature((run_id, index), task_id=f"{run_id}:{index}", immutable=True) for index in range(row_count)
-    ]
-    chord(header)(floor_done.s(run_id))
+    )
+    chord_publish(header, size=row_count, callback=floor_done.s(run_id))
     return row_count
 
 
 @shared_task(queue="placing")
 def floor_row(run_id: str, row_index: int) -> dict[str, Any]:
-    # The same keys and similar values as PlacementResult.as_dict(): the chord carries as many bytes.
-    return {"row": row_index, "ok": True, "order": 100000 + row_index, "amount": "59.00", "code": "", "error": ""}
+    # The same shape as PlacementResult.entry(): the chord carries as many bytes.
+    return {"row": row_index, "ok": True}
 
 
 @shared_task(queue="placing")

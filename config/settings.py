@@ -337,6 +337,10 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # worker died is redelivered instead of dropped. Every task is idempotent to make that safe.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One task at a time per pool process: a killed worker holds back no more than the tasks it was running. Measured
+# (docs/performance.md, 30 November 2026): a multiplier of 4 or 16 and early acks placed no closer to Celery's
+# floor; the threads pool spent less CPU per task on placing and on the floor alike, but it has no time limits
+# (below), so the pool stays prefork. What helped is more processes than cores (the README's worker command).
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
 # Celery's Django fixup closes the database connection around every task unless told to reuse it;
 # config/celery.py replaces a broken or old one instead (see docs/performance.md for the cost).

@@ -1,5 +1,6 @@
 """Plain goods: the order type that `orders` ships itself, and the base of every product-backed type."""
 
+from django.db import connection
 from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 
@@ -7,7 +8,15 @@ from config import inputs
 from orders import messages
 from orders.models import Order, Product
 from orders.money import to_money
-from orders.registry import Description, ImportContext, OrderType, PlacementRefused, Quote, SubmissionContext
+from orders.registry import (
+    Description,
+    ImportContext,
+    OrderType,
+    PlacementRefused,
+    PlacingStatement,
+    Quote,
+    SubmissionContext,
+)
 from orders.rows import RowCleaner, text_schema, whole_number_schema
 
 MAX_QUANTITY = 999
@@ -78,7 +87,35 @@ class ProductOrderType(OrderType):
         return product.name if product is not None else ""
 
     def order_details(self, row, product: Product) -> dict:
-        return {"sku": product.sku, "name": product.name}
+        """What the order keeps: the product as it was sold, and what the type adds from the row."""
+        return {"sku": product.sku, "name": product.name, **self.row_details(row)}
+
+    def row_details(self, row) -> dict:
+        """What a type keeps on the order from the row itself, beside the product (such as an account to credit)."""
+        return {}
+
+    def new_order(self, *, batch, row, product: Product | None) -> Order:
+        """The order of a row, unsaved; without the product, its product, prices and product details are left out."""
+        quantity = row.data["quantity"]
+        sold = (
+            {
+                "product": product,
+                "unit_price": product.unit_price,
+                "amount": to_money(product.unit_price * quantity),
+                "details": self.order_details(row, product),
+            }
+            if product is not None
+            else {"details": self.row_details(row)}
+        )
+        return Order(
+            owner_id=batch.owner_id,
+            batch=batch,
+            row_index=row.row_index,
+            kind=self.kind,
+            quantity=quantity,
+            reference=row.reference,
+            **sold,
+        )
 
     def place(self, *, batch, row) -> Order:
         quantity = row.data["quantity"]
@@ -96,17 +133,48 @@ class ProductOrderType(OrderType):
                 if not Product.objects.filter(pk=product.pk, active=True).exists():
                     raise PlacementRefused("inactive", str(messages.NOT_ON_SALE_ANYMORE).format(sku=product.sku))
                 raise PlacementRefused("out_of_stock", str(messages.OUT_OF_STOCK).format(sku=product.sku))
-        return Order.objects.create(
-            owner_id=batch.owner_id,
-            batch=batch,
-            row_index=row.row_index,
-            kind=self.kind,
-            product=product,
-            quantity=quantity,
-            unit_price=product.unit_price,
-            amount=to_money(product.unit_price * quantity),
-            reference=row.reference,
-            details=self.order_details(row, product),
+        order = self.new_order(batch=batch, row=row, product=product)
+        order.save(force_insert=True)
+        return order
+
+    def placing_statement(self, *, batch, row) -> PlacingStatement | None:
+        # `place` in one statement: the product, its stock taken by the same conditional UPDATE (only once the
+        # row is locked and pending), the refusals in the same order of checks.
+        products = connection.ops.quote_name(Product._meta.db_table)
+        sku = row.data["sku"]
+        return PlacingStatement(
+            order=self.new_order(batch=batch, row=row, product=None),
+            ctes=f"""
+                product AS (
+                    SELECT id, sku, name, unit_price, stock, active FROM {products} WHERE sku = CAST(%(sku)s AS text)
+                ),
+                reserved AS (
+                    UPDATE {products} AS p SET stock = p.stock - CAST(%(quantity)s AS integer)
+                    FROM product, locked
+                    WHERE p.id = product.id AND p.active AND p.stock >= CAST(%(quantity)s AS integer)
+                    RETURNING p.id
+                ),
+                source AS (
+                    SELECT
+                        product.*,
+                        CASE
+                            WHEN NOT product.active THEN 'inactive'
+                            WHEN product.stock IS NOT NULL AND NOT EXISTS (SELECT FROM reserved) THEN 'out_of_stock'
+                        END AS refusal
+                    FROM product
+                )""",
+            params={"sku": sku, "quantity": row.data["quantity"]},
+            computed={
+                "product": "source.id",
+                "unit_price": "source.unit_price",
+                # numeric arithmetic is exact and round() rounds half away from zero: to_money's ROUND_HALF_UP.
+                "amount": "round(source.unit_price * CAST(%(quantity)s AS integer), 2)",
+                "details": "jsonb_build_object('sku', source.sku, 'name', source.name) || {value}",
+            },
+            refusals={
+                "inactive": str(messages.NOT_ON_SALE_ANYMORE).format(sku=sku),
+                "out_of_stock": str(messages.OUT_OF_STOCK).format(sku=sku),
+            },
         )
 
     def release(self, order: Order) -> None:

@@ -15,6 +15,10 @@ A lock on a lower rank after a higher one in the same transaction raises `LockOr
 every environment: the lock order is code, not a docstring. Stock is taken by conditional UPDATEs that lock
 a product row last (after the row or orders that need it).
 
+Placing a row in one SQL statement (orders/services/placing_statement.py) is the one place that locks in SQL
+rather than here: a statement is its own transaction, and it takes the same locks in the same order (the row
+FOR UPDATE of the row alone, then the product's stock through the row).
+
 Only the rows named are locked (`of=("self",)`): a query that joins another table for reading does not
 lock that table's rows too. No network call (gateway, upstream) may happen while a lock is held: services
 record an intent, call after commit, and apply the answer in another short transaction.

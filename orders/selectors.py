@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Max, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Field, Max, Model, Q, QuerySet
 from django.utils import timezone
 
-from orders.models import Batch, BatchRow, Order
+from orders.models import Batch, BatchRow
 from orders.results import PlacementResult
+
+if TYPE_CHECKING:
+    from uuid import UUID
 
 
 def batch_progress(batch: Batch) -> dict[str, int]:
@@ -36,13 +42,51 @@ def batches_with_progress(batches: QuerySet[Batch]) -> QuerySet[Batch]:
     )
 
 
-def batch_results_from_database(batch: Batch) -> list[dict[str, Any]]:
-    """The order array as the database records it, for finishing a batch whose callback was lost."""
-    orders = {order.row_index: order for order in Order.objects.filter(batch=batch).only("pk", "row_index", "amount")}
-    rows = batch.rows.filter(outcome__in=[BatchRow.Outcome.PLACED, BatchRow.Outcome.FAILED]).only(
-        "row_index", "outcome", "failure_code", "failure_message"
+def row_to_place(*, batch_id: UUID | str, row_index: int) -> BatchRow:
+    """A row as placing reads it first, with its batch (only the owner loaded): one indexed SELECT written out,
+    because building it through the ORM cost more CPU than the whole rest of placing a row in one statement.
+
+    Raises BatchRow.DoesNotExist as `get` would."""
+    sql, fields = _row_to_place_query(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [BatchRow._meta.get_field("batch").get_db_prep_value(batch_id, connection), row_index])
+        found = cursor.fetchone()
+    if found is None:
+        raise BatchRow.DoesNotExist(f"batch {batch_id} has no row {row_index}")
+    values = [_from_db(field, converters, value) for (field, converters), value in zip(fields, found, strict=False)]
+    row = BatchRow.from_db(connection.alias, [field.attname for field, _ in fields], values)
+    row.batch = Batch.from_db(connection.alias, ["id", "owner_id"], [row.batch_id, found[-1]])
+    return row
+
+
+Converter = Callable[[Any, Any, Any], Any]
+
+
+@cache
+def _row_to_place_query(vendor: str) -> tuple[str, list[tuple[Field[Any, Any], list[Converter]]]]:
+    """The SQL of row_to_place on this database, and the row's fields with what the ORM converts their values by."""
+    fields = [
+        (field, [*connection.ops.get_db_converters(field.cached_col), *field.get_db_converters(connection)])
+        for field in BatchRow._meta.concrete_fields
+    ]
+    columns = [f"r.{_column(BatchRow, field.name)}" for field, _ in fields] + [f"b.{_column(Batch, 'owner')}"]
+    sql = (
+        f"SELECT {', '.join(columns)}"
+        f" FROM {_quoted(BatchRow._meta.db_table)} r"
+        f" JOIN {_quoted(Batch._meta.db_table)} b ON b.{_column(Batch, 'id')} = r.{_column(BatchRow, 'batch')}"
+        f" WHERE r.{_column(BatchRow, 'batch')} = %s AND r.{_column(BatchRow, 'row_index')} = %s"
     )
-    return [PlacementResult.from_row(row, orders.get(row.row_index)).as_dict() for row in rows]
+    return sql, fields
+
+
+def batch_results_from_database(batch: Batch) -> list[dict[str, Any]]:
+    """The order array as the database records it (PlacementResult.entry), for finishing a batch whose
+    callback was lost."""
+    settled = batch.rows.filter(outcome__in=[BatchRow.Outcome.PLACED, BatchRow.Outcome.FAILED])
+    return [
+        PlacementResult(row=row_index, ok=outcome == BatchRow.Outcome.PLACED).entry()
+        for row_index, outcome in settled.order_by("row_index").values_list("row_index", "outcome")
+    ]
 
 
 def batches_stuck_in_placing(*, timeout: timedelta, now: datetime | None = None) -> list[Batch]:
@@ -60,3 +104,20 @@ def batches_stuck_in_placing(*, timeout: timedelta, now: datetime | None = None)
         .filter(Q(last_settled__isnull=True) | Q(last_settled__lte=cutoff))
         .order_by("created_at")
     )
+
+
+def _quoted(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _column(model: type[Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field) and field.column
+    return _quoted(field.column)
+
+
+def _from_db(field: Field[Any, Any], converters: list[Converter], value: Any) -> Any:
+    # What the ORM does to a value it reads (JSON is decoded here).
+    for converter in converters:
+        value = converter(value, field.cached_col, connection)
+    return value

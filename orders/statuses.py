@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from django.db import models
+from django.db import connection, models
 from django.utils import timezone
 
 
@@ -93,6 +93,51 @@ class Stateful(models.Model):
         log_model._default_manager.bulk_create(changes, batch_size=1000)
 
     @classmethod
+    def statuses_before(cls, *new_statuses: str) -> list[str]:
+        """The statuses from which every one of `new_statuses` may be reached (the guard of a move written in SQL)."""
+        wanted = set(new_statuses)
+        return sorted(status for status, targets in cls.TRANSITIONS.items() if wanted <= targets)
+
+    @classmethod
+    def status_move_sql(cls, *, name: str, source: str, also: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
+        """`bulk_set_status` as two CTEs of one data-modifying PostgreSQL statement, and their parameters.
+
+        For a statement that decides a status and writes it in one round trip (orders/services/placing_statement.py).
+        `source` names a CTE with one row per object to move, already locked: `id`, `old_status`, `new_status`,
+        `note`, `changed_at`, and a column named after each field in `also` (saved with the status, as `also` is
+        by `set_status`). `{name}` moves an object only if TRANSITIONS allows its old → new status (one that may
+        not is left as it is and not returned); `{name}_log` writes the audit row of each object moved. `{name}`
+        returns `id` and `status`.
+        """
+        log_model, subject_field = cls._status_log()
+        table, log_table = _quoted(cls._meta.db_table), _quoted(log_model._meta.db_table)
+        pk = f"{table}.{_column(cls, cls._meta.pk.name)}"
+        status = _column(cls, cls.STATUS_FIELD)
+        values = {cls.STATUS_FIELD: "new_status", **{field: field for field in also}, "updated_at": "changed_at"}
+        assignments = ", ".join(
+            f"{_column(cls, field)} = {source}.{values[field]}" for field in cls._fields_to_save(tuple(also))
+        )
+        log_columns = ", ".join(
+            _column(log_model, field) for field in (subject_field, "old_status", "new_status", "note", "created_at")
+        )
+        moves = [(old, new) for old, targets in cls.TRANSITIONS.items() for new in sorted(targets)]
+        sql = f"""{name} AS (
+            UPDATE {table} SET {assignments}
+            FROM {source}
+            WHERE {pk} = {source}.id
+                AND ({source}.old_status, {source}.new_status) IN (
+                    SELECT * FROM unnest(CAST(%({name}_from)s AS text[]), CAST(%({name}_to)s AS text[]))
+                )
+            RETURNING {pk} AS id, {table}.{status} AS status
+        ),
+        {name}_log AS (
+            INSERT INTO {log_table} ({log_columns})
+            SELECT {name}.id, {source}.old_status, {name}.status, {source}.note, {source}.changed_at
+            FROM {name} JOIN {source} ON {source}.id = {name}.id
+        )"""
+        return sql, {f"{name}_from": [old for old, _ in moves], f"{name}_to": [new for _, new in moves]}
+
+    @classmethod
     def _fields_to_save(cls, also: tuple[str, ...]) -> list[str]:
         fields = [cls.STATUS_FIELD, *also]
         if "updated_at" in {field.name for field in cls._meta.concrete_fields}:
@@ -106,3 +151,13 @@ class Stateful(models.Model):
             if field.is_relation and field.related_model is cls:
                 return log_model, field.name
         raise LookupError(f"{cls.STATUS_LOG} has no foreign key to {cls.__name__}")
+
+
+def _quoted(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column, f"{model.__name__}.{name} has no column"
+    return _quoted(field.column)

@@ -7,10 +7,11 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from celery import Task, chord, current_app, shared_task
+from celery import Task, current_app, shared_task
 from django.conf import settings
 
 from orders import outbox, selectors, services
+from orders.chords import chord_publish
 from orders.outbox import queue_task
 from orders.services import receipts
 
@@ -29,26 +30,28 @@ def place_row_task_id(batch_id: UUID | str, row_index: int) -> str:
 def dispatch_batch(batch_id: str) -> int:
     """Start placing: one place_row task per row still to place, all the header of one chord whose
     callback is finalize_batch (or, for a re-dispatch of some rows, finish_redispatched_batch).
-    Building a large chord takes seconds, hence a task of its own."""
+    Publishing a large chord takes a second or more, hence a task of its own; its header is published one
+    message at a time (orders/chords.py), so the task's memory does not grow with the batch."""
     dispatch = services.batch_mark_dispatched(batch_id=batch_id)
     if dispatch is None:
         return 0
     if not dispatch.row_indexes:  # every row settled but the callback was lost
         services.batch_recover(batch_id=batch_id)
         return 0
-    header = [
+    header = (
         place_row.signature((batch_id, row_index), task_id=place_row_task_id(batch_id, row_index), immutable=True)
         for row_index in dispatch.row_indexes
-    ]
+    )
     callback = finalize_batch.s(batch_id) if dispatch.complete else finish_redispatched_batch.si(batch_id)
-    chord(header)(callback)
-    return len(header)
+    chord_publish(header, size=len(dispatch.row_indexes), callback=callback)
+    return len(dispatch.row_indexes)
 
 
 @shared_task
 def place_row(batch_id: str, row_index: int) -> dict[str, Any]:
-    """The order interface, called with the batch marker (the batch id) for one row."""
-    return services.order_place(batch_id=batch_id, row_index=row_index).as_dict()
+    """The order interface, called with the batch marker (the batch id) for one row. Its entry of the order
+    array says which row and whether it became an order; the order or the reason is in the database."""
+    return services.order_place(batch_id=batch_id, row_index=row_index).entry()
 
 
 @shared_task

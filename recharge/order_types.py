@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django import forms
 from django.conf import settings
+from django.db import connection
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -15,11 +16,11 @@ from orders import messages as order_messages
 from orders.goods import ProductOrderType
 from orders.models import Order, Product
 from orders.money import to_money
-from orders.registry import Description, ImportContext, OrderType, Quote, SubmissionContext
+from orders.registry import Description, ImportContext, OrderType, PlacingStatement, Quote, SubmissionContext
 from orders.rows import RowCleaner, decimal_schema, text_schema
 from recharge import messages, services
 from recharge.models import CarrierDiscount
-from recharge.numbers import InvalidNumber, parse_mobile
+from recharge.numbers import InvalidNumber, MobileNumber, parse_mobile
 
 DEFAULT_ACCOUNT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{3,63}"
 # A pasted line is a phone number when its first field looks like a number: digits, spaces and dashes, an
@@ -165,20 +166,42 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
     def warnings(self, rows):
         return _duplicates(rows, key=lambda data: data["phone"], field="phone")
 
-    def place(self, *, batch, row) -> Order:
-        number = parse_mobile(row.data["phone"])
-        face_value = Decimal(row.data["face_value"])
-        price = face_value_price(face_value, number.carrier, carrier_discounts())
-        return Order.objects.create(
+    def new_order(self, *, batch, row, number: MobileNumber, price: Decimal | None) -> Order:
+        """The order of a row, unsaved (without its price when the price is left to the database)."""
+        prices = {"unit_price": price, "amount": price} if price is not None else {}
+        return Order(
             owner_id=batch.owner_id,
             batch=batch,
             row_index=row.row_index,
             kind=self.kind,
             quantity=1,
-            unit_price=price,
-            amount=price,
             reference=row.reference,
             details={**number.as_details(), "face_value": row.data["face_value"]},
+            **prices,
+        )
+
+    def place(self, *, batch, row) -> Order:
+        number = parse_mobile(row.data["phone"])
+        price = face_value_price(Decimal(row.data["face_value"]), number.carrier, carrier_discounts())
+        order = self.new_order(batch=batch, row=row, number=number, price=price)
+        order.save(force_insert=True)
+        return order
+
+    def placing_statement(self, *, batch, row) -> PlacingStatement:
+        # face_value_price in SQL: the carrier's discount, none for a carrier not listed; round() rounds half
+        # away from zero, to_money's ROUND_HALF_UP for a price.
+        number = parse_mobile(row.data["phone"])
+        discounts = connection.ops.quote_name(CarrierDiscount._meta.db_table)
+        price = f"""round(
+            CAST(%(face_value)s AS numeric)
+            * coalesce((SELECT discount FROM {discounts} WHERE carrier = CAST(%(carrier)s AS text)), 1),
+            2
+        )"""
+        return PlacingStatement(
+            order=self.new_order(batch=batch, row=row, number=number, price=None),
+            ctes=f"source AS (SELECT {price} AS price, CAST(NULL AS text) AS refusal)",
+            params={"face_value": Decimal(row.data["face_value"]), "carrier": number.carrier},
+            computed={"unit_price": "source.price", "amount": "source.price"},
         )
 
 
@@ -221,8 +244,8 @@ class GameCurrencyType(RechargeFulfilment, ProductOrderType):
             shown=lambda data: data["account"],
         )
 
-    def order_details(self, row, product: Product) -> dict:
-        return {**super().order_details(row, product), "account": row.data["account"]}
+    def row_details(self, row) -> dict:
+        return {"account": row.data["account"]}
 
     def describe(self, order: Order) -> Description:
         details = order.details

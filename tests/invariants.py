@@ -30,10 +30,12 @@ def submit(user, rows, *, place=True, finalize=True) -> Batch:
 def drop_unique(table: str, columns: list[str]) -> None:
     """Drop the unique constraint on `columns`, to build a state the database would refuse.
 
-    Call it before the test writes anything (PostgreSQL alters no table with deferred checks pending); it
-    is rolled back with the test's transaction.
+    It is rolled back with the test's transaction. PostgreSQL alters no table with deferred checks pending, so
+    those of what the test wrote so far are run first.
     """
     with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         constraints = connection.introspection.get_constraints(cursor, table)
         [name] = [
             name

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
-from orders import locking, messages, registry
+from orders import locking, messages, registry, selectors
 from orders.models import BatchRow, Order
-from orders.registry import PlacementRefused
+from orders.registry import PlacementRefused, PlacingStatement
 from orders.results import PlacementResult
+from orders.services.placing_statement import order_place_in_one_statement
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -19,10 +20,37 @@ if TYPE_CHECKING:
 def order_place(*, batch_id: UUID | str, row_index: int) -> PlacementResult:
     """Place one row. Idempotent: a row that already has an outcome returns that outcome again.
 
-    The row lock serialises a redelivered task with the original, so a row never yields two orders;
-    the (batch, row_index) unique constraint on Order backs that up in the database. Only the row is
-    locked, not its batch: the rows of one batch are placed in parallel.
+    A row whose type places it in one statement (`OrderType.placing_statement`, PostgreSQL only) costs two
+    round trips: this read and that statement. Any other row, and one the statement left alone, is placed
+    the locked way. Either way the row's lock serialises a redelivered task with the original, so a row
+    never yields two orders; the (batch, row_index) unique constraint on Order backs that up in the
+    database. Only the row is locked, not its batch: the rows of one batch are placed in parallel.
     """
+    row = selectors.row_to_place(batch_id=batch_id, row_index=row_index)
+    if row.outcome != BatchRow.Outcome.PENDING:
+        return _recorded_result(row)
+    statement = _statement_for(row)
+    if statement is None:
+        return _place_locked(batch_id, row_index)
+    try:
+        result = order_place_in_one_statement(row=row, statement=statement)
+    except IntegrityError:
+        clash = _reference_clash(batch_id, row_index)
+        if clash is None:
+            raise
+        return _record_failure(batch_id, row_index, *clash)
+    return result if result is not None else _place_locked(batch_id, row_index)
+
+
+def _statement_for(row: BatchRow) -> PlacingStatement | None:
+    """The row's placing as one statement, where its type has one and the database can run it."""
+    if connection.vendor != "postgresql":
+        return None
+    return registry.require(row.kind).placing_statement(batch=row.batch, row=row)
+
+
+def _place_locked(batch_id: UUID | str, row_index: int) -> PlacementResult:
+    """Place a row inside a transaction that holds its lock, through its type's `place`."""
     try:
         with locking.transaction():
             row = _locked_row(batch_id, row_index)
@@ -38,7 +66,11 @@ def order_place(*, batch_id: UUID | str, row_index: int) -> PlacementResult:
         if clash is None:
             raise
         code, message = clash
-    # A refusal or a clash rolled the whole attempt back (stock included); record the failure on its
+    return _record_failure(batch_id, row_index, code, message)
+
+
+def _record_failure(batch_id: UUID | str, row_index: int, code: str, message: str) -> PlacementResult:
+    # A refusal or a clash rolled the whole attempt back (stock included); the failure is recorded on its
     # own. Refusals are the rare path, so the common one needs no savepoint.
     with locking.transaction():
         row = _locked_row(batch_id, row_index)

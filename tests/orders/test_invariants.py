@@ -82,8 +82,8 @@ def test_pending_rows_of_a_batch_still_placing_are_not_a_violation(user, goods):
 
 
 def test_a_row_with_two_orders_is_reported(user, goods):
-    drop_unique(Order._meta.db_table, ["batch_id", "row_index"])
     batch = submit(user, [{"kind": "goods", "sku": "POSTER"}], finalize=False)
+    drop_unique(Order._meta.db_table, ["batch_id", "row_index"])
     first = batch.orders.get()
     second = Order.objects.create(
         owner=user, batch=batch, row_index=0, kind="goods", unit_price=first.unit_price, amount=first.amount

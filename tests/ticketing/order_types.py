@@ -54,8 +54,8 @@ class EventTicketType(ProductOrderType):
                 first_row[key] = index
         return warnings
 
-    def order_details(self, row, product: Product) -> dict:
-        return {**super().order_details(row, product), "seat": row.data["seat"]}
+    def row_details(self, row) -> dict:
+        return {"seat": row.data["seat"]}
 
     def place(self, *, batch, row) -> Order:
         order = super().place(batch=batch, row=row)
@@ -68,6 +68,10 @@ class EventTicketType(ProductOrderType):
             # The unique (event, seat) constraint, not a read before the write, decides a race for a seat.
             raise PlacementRefused("seat_taken", SEAT_TAKEN.format(seat=row.data["seat"], event=event.name)) from None
         return order
+
+    def placing_statement(self, *, batch, row) -> None:
+        # The seat is a row of its own, whose unique constraint decides a race: placed the locked way, by `place`.
+        return None
 
     def release(self, order: Order) -> None:
         super().release(order)
