@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -59,6 +59,36 @@ class ProviderError(Exception):
 class ProviderUnavailable(Exception):
     """Nothing is known to have happened (network error, timeout, 5xx, the rail busy or short of balance):
     ask again later with the same reference or refund number."""
+
+
+class AttemptLike(Protocol):
+    """What a rail reads of a payment attempt (payments.models.PaymentAttempt): our reference is its
+    out_trade_no."""
+
+    @property
+    def reference(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
+class RefundLike(Protocol):
+    """What a rail reads of a refund request (payments.models.RefundRequest): our refund number is its
+    out_refund_no / out_request_no."""
+
+    @property
+    def reference(self) -> str: ...
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def attempt(self) -> AttemptLike: ...
 
 
 @dataclass(frozen=True)

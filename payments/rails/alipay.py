@@ -23,7 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -40,6 +40,7 @@ from django.utils.translation import gettext_lazy as _
 from config import inputs
 from payments import providers
 from payments.providers import (
+    AttemptLike,
     AttemptState,
     Checkout,
     GatewayState,
@@ -49,6 +50,7 @@ from payments.providers import (
     ProviderError,
     ProviderUnavailable,
     RefundAnswer,
+    RefundLike,
     StatementLine,
 )
 
@@ -70,34 +72,6 @@ MIN_AMOUNT, MAX_AMOUNT = Decimal("0.01"), Decimal("100000000")
 RETRYABLE_SUB_CODES = frozenset({"ACQ.SYSTEM_ERROR", "AQC.SYSTEM_ERROR", "ACQ.SELLER_BALANCE_NOT_ENOUGH"})
 MAX_NOTIFICATION_FIELDS = 100
 MAX_BILL_BYTES = 64 * 1024 * 1024
-
-
-class Attempt(Protocol):
-    """What this rail reads of a payment attempt (payments.models.PaymentAttempt)."""
-
-    @property
-    def reference(self) -> str: ...
-    @property
-    def method(self) -> str: ...
-    @property
-    def amount(self) -> Decimal: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def expires_at(self) -> datetime | None: ...
-
-
-class Refund(Protocol):
-    """What this rail reads of a refund request: our refund number is Alipay's out_request_no."""
-
-    @property
-    def reference(self) -> str: ...
-    @property
-    def amount(self) -> Decimal: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def attempt(self) -> Attempt: ...
 
 
 # --- configuration ----------------------------------------------------------------------------------------------
@@ -357,7 +331,7 @@ class AlipayProvider(PaymentProvider):
         return gateway_for(config)
 
     def start(
-        self, attempt: Attempt, *, description: str, client_ip: str, return_url: str, notify_url: str
+        self, attempt: AttemptLike, *, description: str, client_ip: str, return_url: str, notify_url: str
     ) -> Checkout:
         if attempt.method not in PAY_APIS:
             raise ProviderError(f"Alipay has no method {attempt.method!r}")
@@ -380,7 +354,7 @@ class AlipayProvider(PaymentProvider):
         url = self._gateway().checkout_url(api, biz, return_url=return_url, notify_url=notify_url)
         return Checkout(redirect_url=url)
 
-    def query(self, attempt: Attempt) -> AttemptState:
+    def query(self, attempt: AttemptLike) -> AttemptState:
         answer = self._gateway().call("alipay.trade.query", {"out_trade_no": attempt.reference})
         if answer.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
             # Page and wap trades exist at Alipay only once the shopper has opened the cashier (wap: paid).
@@ -394,7 +368,7 @@ class AlipayProvider(PaymentProvider):
         paid = _amount(answer.get("total_amount"), "total_amount") if status == GatewayState.PAID else None
         return AttemptState(status=status, transaction_id=str(answer.get("trade_no") or ""), amount=paid)
 
-    def close(self, attempt: Attempt) -> None:
+    def close(self, attempt: AttemptLike) -> None:
         answer = self._gateway().call("alipay.trade.close", {"out_trade_no": attempt.reference})
         if answer.get("code") == "10000" or answer.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
             # A trade Alipay never saw can still be opened until time_expire: a payment then is a late success.
@@ -407,7 +381,7 @@ class AlipayProvider(PaymentProvider):
                 raise ProviderError("Alipay: the trade was paid before it could be closed")
         raise _refusal("alipay.trade.close", answer)
 
-    def refund(self, refund: Refund, *, notify_url: str) -> RefundAnswer:
+    def refund(self, refund: RefundLike, *, notify_url: str) -> RefundAnswer:
         # Alipay sends refund notifications to the payment's notify_url; the refund API takes none.
         biz = {
             "out_trade_no": refund.attempt.reference,
@@ -427,7 +401,7 @@ class AlipayProvider(PaymentProvider):
         except ProviderUnavailable:
             return RefundAnswer(provider_reference="", succeeded=False)
 
-    def query_refund(self, refund: Refund) -> str:
+    def query_refund(self, refund: RefundLike) -> str:
         answer = self._gateway().call(
             "alipay.trade.fastpay.refund.query",
             {"out_trade_no": refund.attempt.reference, "out_request_no": refund.reference},

@@ -18,11 +18,11 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -38,6 +38,7 @@ from config import inputs, json_input
 from payments import providers
 from payments.providers import (
     MAX_REFERENCE_LENGTH,
+    AttemptLike,
     AttemptState,
     Checkout,
     GatewayState,
@@ -47,6 +48,7 @@ from payments.providers import (
     ProviderError,
     ProviderUnavailable,
     RefundAnswer,
+    RefundLike,
     StatementLine,
 )
 
@@ -93,30 +95,6 @@ _CREDENTIALS = (
 )
 _PUBLIC_KEY = ("WECHATPAY_PUBLIC_KEY", "WECHATPAY_PUBLIC_KEY_ID")
 _SERIAL = re.compile(r"[0-9A-Fa-f]{1,40}")  # a certificate serial number in hexadecimal
-
-
-class _Attempt(Protocol):
-    @property
-    def reference(self) -> str: ...
-    @property
-    def amount(self) -> Decimal: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def method(self) -> str: ...
-    @property
-    def expires_at(self) -> datetime | None: ...
-
-
-class _Refund(Protocol):
-    @property
-    def reference(self) -> str: ...
-    @property
-    def amount(self) -> Decimal: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def attempt(self) -> _Attempt: ...
 
 
 class WeChatPayRefused(ProviderError):
@@ -367,7 +345,7 @@ class WeChatPayProvider(PaymentProvider):
         raise WeChatPayRefused(code, message, status)
 
     def start(
-        self, attempt: _Attempt, *, description: str, client_ip: str, return_url: str, notify_url: str
+        self, attempt: AttemptLike, *, description: str, client_ip: str, return_url: str, notify_url: str
     ) -> Checkout:
         if attempt.method not in self.methods:
             raise ProviderError(f"WeChat Pay has no method {attempt.method!r}")
@@ -396,7 +374,7 @@ class WeChatPayProvider(PaymentProvider):
             h5_url += ("&" if "?" in h5_url else "?") + "redirect_url=" + quote(return_url, safe="")
         return Checkout(redirect_url=h5_url)
 
-    def query(self, attempt: _Attempt) -> AttemptState:
+    def query(self, attempt: AttemptLike) -> AttemptState:
         config = self._config()
         try:
             answer = self._call("GET", f"{_order_path(attempt)}?mchid={config.mchid}")
@@ -414,7 +392,7 @@ class WeChatPayProvider(PaymentProvider):
             raise ProviderUnavailable("WeChat Pay's paid order has no amount.total")
         return AttemptState(status, transaction_id, _yuan(total))
 
-    def close(self, attempt: _Attempt) -> None:
+    def close(self, attempt: AttemptLike) -> None:
         """Closed, or never known to WeChat Pay: either way it takes no money for it. An order already paid cannot be
         closed: WeChatPayRefused (ORDERPAID); its notification or a query brings the payment."""
         config = self._config()
@@ -425,7 +403,7 @@ class WeChatPayProvider(PaymentProvider):
                 return
             raise
 
-    def refund(self, refund: _Refund, *, notify_url: str) -> RefundAnswer:
+    def refund(self, refund: RefundLike, *, notify_url: str) -> RefundAnswer:
         """Ask again with the same refund number after ProviderUnavailable: WeChat Pay refunds once per number."""
         body: dict[str, Any] = {
             "out_trade_no": refund.attempt.reference,
@@ -442,7 +420,7 @@ class WeChatPayProvider(PaymentProvider):
             raise ProviderError(f"WeChat Pay answered the refund {status}")
         return RefundAnswer(provider_reference=str(answer.get("refund_id") or ""), succeeded=status == "SUCCESS")
 
-    def query_refund(self, refund: _Refund) -> str:
+    def query_refund(self, refund: RefundLike) -> str:
         try:
             answer = self._call("GET", f"/v3/refund/domestic/refunds/{quote(refund.reference)}")
         except WeChatPayRefused as refused:
@@ -505,7 +483,7 @@ class WeChatPayProvider(PaymentProvider):
         return parse_trade_bill(data)
 
 
-def _order_path(attempt: _Attempt) -> str:
+def _order_path(attempt: AttemptLike) -> str:
     return f"/v3/pay/transactions/out-trade-no/{quote(attempt.reference, safe='')}"
 
 
