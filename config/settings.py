@@ -364,23 +364,23 @@ TASK_LONGEST_COUNTDOWN_SECONDS = 600
 # On RabbitMQ: connecting, AMQP handshake included, gives up after 1 s, as on Redis (socket_connect_timeout), so
 # that /healthz answers within 2 s when the broker is down. Redis ignores this setting.
 CELERY_BROKER_CONNECTION_TIMEOUT = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = (
-    # RabbitMQ: a publish that finds the broker down fails at once, as on Redis (the outbox is the retry); kombu
-    # would otherwise wait 2 s before giving up on a refused connection. A publish given a retry policy (the
-    # chords a worker builds) still retries. The unacknowledged tasks of a worker that died return to their queue
-    # as soon as its connection closes; a dead connection is found by AMQP heartbeats (Celery's default, 120 s).
-    {"max_retries": 0}
-    if BROKER_IS_RABBITMQ
-    else {
-        "socket_connect_timeout": 1,
-        "socket_timeout": 10,
-        # Redis gives an unacknowledged task to another worker after this long. It must outlast the longest
-        # countdown (TASK_LONGEST_COUNTDOWN_SECONDS) plus a task's run time (CELERY_TASK_TIME_LIMIT), or the
-        # task would run twice; recovering from a killed worker does not wait for it (see
-        # BATCH_PLACING_TIMEOUT_SECONDS).
-        "visibility_timeout": 900,
-    }
-)
+# Transport options differ by broker; CELERY_BROKER_TRANSPORT_OPTIONS is the one for CELERY_BROKER_URL.
+RABBITMQ_TRANSPORT_OPTIONS = {
+    # A publish that finds the broker down fails at once, as on Redis (the outbox is the retry); kombu would
+    # otherwise wait 2 s before giving up on a refused connection. A publish given a retry policy (the chords a
+    # worker builds) still retries. The unacknowledged tasks of a worker that died return to their queue as soon
+    # as its connection closes; a dead connection is found by AMQP heartbeats (Celery's default, 120 s).
+    "max_retries": 0,
+}
+REDIS_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 1,
+    "socket_timeout": 10,
+    # Redis gives an unacknowledged task to another worker after this long. It must outlast the longest
+    # countdown (TASK_LONGEST_COUNTDOWN_SECONDS) plus a task's run time (CELERY_TASK_TIME_LIMIT), or the task
+    # would run twice; recovering from a killed worker does not wait for it (see BATCH_PLACING_TIMEOUT_SECONDS).
+    "visibility_timeout": 900,
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = RABBITMQ_TRANSPORT_OPTIONS if BROKER_IS_RABBITMQ else REDIS_TRANSPORT_OPTIONS
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3}
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_DEFAULT_QUEUE = "default"

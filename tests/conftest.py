@@ -68,13 +68,21 @@ def redis_url():
 
 
 def point_celery_app(*, broker_url: str, result_backend: str) -> None:
-    """Send this process's tasks, control messages and result reads to another Redis.
+    """Send this process's tasks, control messages and result reads to another broker and result backend,
+    with the transport options a process configured for that broker has.
 
     The app caches its broker connection pool, its producer pool and its result backend on first use;
     they are dropped so that the next use builds them for the new URLs (kombu keeps one connection pool
     per URL, so pointing back finds the original one intact).
     """
-    celery_app.conf.update(broker_url=broker_url, result_backend=result_backend)
+    is_rabbitmq = Broker(url=broker_url, result_backend=result_backend).kind == "rabbitmq"
+    celery_app.conf.update(
+        broker_url=broker_url,
+        result_backend=result_backend,
+        broker_transport_options=(
+            settings.RABBITMQ_TRANSPORT_OPTIONS if is_rabbitmq else settings.REDIS_TRANSPORT_OPTIONS
+        ),
+    )
     # Private caches, which celery-types does not declare.
     celery_app._pool = None  # type: ignore[attr-defined]
     celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from orders.models import Batch, BatchRow, Order, Product
+from orders import outbox
+from orders.models import Batch, BatchRow, Order, OutboxMessage, Product
 from payments.models import Payment
 from tests.orders.factories import ProductFactory
 
@@ -120,3 +121,26 @@ def _submit_then(api_client, rows, change):
         assert response.status_code == 202, response.json()
         change()
     return response.json()["id"]
+
+
+def test_a_batch_submitted_while_the_broker_is_down_is_accepted_and_placed_once_it_is_back(
+    worker, broker, api_client, celery_on, monkeypatch, wait_until, wait_for_batch
+):
+    ProductFactory(sku="PEN", unit_price=Decimal("3.20"))
+    # Restored when the test ends: a failed publish makes this process leave publishing to the sweeper for a while.
+    monkeypatch.setattr(outbox, "_broker_down_until", 0.0)
+    # given: the broker cannot be reached (nothing listens on port 1)
+    unreachable = "amqp://guest:guest@127.0.0.1:1//" if broker.kind == "rabbitmq" else "redis://127.0.0.1:1/0"
+    celery_on(unreachable, result_backend=broker.result_backend)
+
+    # when: a shopper submits a batch
+    response = api_client.post("/api/v1/batches/", {"rows": [goods("PEN")] * 3}, format="json")
+
+    # then: accepted at once, its dispatch kept in the outbox; placed once the broker is back and the sweeper runs
+    assert response.status_code == 202
+    assert OutboxMessage.objects.get(published_at__isnull=True).attempts == 1
+    celery_on(broker.url, result_backend=broker.result_backend)
+    wait_until(lambda: outbox.publish_due() == 1, timeout=10, what="the sweeper to publish the dispatch")
+    batch = wait_for_batch(response.json()["id"])
+    assert batch.status == Batch.Status.AWAITING_PAYMENT
+    assert Order.objects.filter(batch=batch).count() == 3
