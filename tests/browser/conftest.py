@@ -4,6 +4,7 @@ against the site served by pytest-django's live server, with the real worker beh
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -102,17 +103,33 @@ def screenshot(page, name):
 
 @pytest.fixture
 def paused_worker(worker):
-    """Hold the worker back from consuming, to look at a batch while it is still placing."""
+    """Hold the worker back from consuming, to look at a batch while it is still placing.
+
+    A remote-control broadcast is fire-and-forget (Redis pub/sub keeps nothing for a subscriber that is busy
+    reconnecting), so the command is repeated until the worker itself reports the queues it consumes from.
+    """
     from django.conf import settings
 
     from config.celery import app as celery_app
 
+    queue_names = {queue.name for queue in settings.CELERY_TASK_QUEUES}
+
+    def consumed_queues() -> set[str] | None:
+        replies = celery_app.control.inspect(destination=[worker.hostname], timeout=2).active_queues() or {}
+        queues = replies.get(worker.hostname)
+        return None if queues is None else {queue["name"] for queue in queues}
+
     def set_consuming(consuming: bool):
-        for queue in settings.CELERY_TASK_QUEUES:
-            if consuming:
-                celery_app.control.add_consumer(queue.name, destination=[worker.hostname], reply=True)
-            else:
-                celery_app.control.cancel_consumer(queue.name, destination=[worker.hostname], reply=True)
+        wanted = queue_names if consuming else set()
+        deadline = time.monotonic() + 30
+        while (consumed := consumed_queues()) is None or consumed & queue_names != wanted:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the worker still consumes from {consumed} after 30 s of asking for {wanted or 'none'}")
+            for name in queue_names:
+                if consuming:
+                    celery_app.control.add_consumer(name, destination=[worker.hostname], reply=True, timeout=2)
+                else:
+                    celery_app.control.cancel_consumer(name, destination=[worker.hostname], reply=True, timeout=2)
 
     set_consuming(False)
     try:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from celery.utils.nodenames import host_format
+
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,7 +295,8 @@ class WorkerProcess:
         self.environment = dict(environment)
         self.queues = list(queues)
         self.log_path = Path(log_path)
-        self.hostname = hostname
+        # Expanded here (%h is this machine's name), so that remote control can address the worker by it.
+        self.hostname = host_format(hostname)
         self.concurrency = concurrency
         self.include = list(include)
         self.options = list(options)
