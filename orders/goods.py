@@ -1,6 +1,5 @@
 """Plain goods: the order type that `orders` ships itself, and the base of every product-backed type."""
 
-from django.db import connection
 from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 
@@ -18,6 +17,7 @@ from orders.registry import (
     SubmissionContext,
 )
 from orders.rows import RowCleaner, text_schema, whole_number_schema
+from orders.sql import quoted_table
 
 MAX_QUANTITY = 999
 SKU_MAX_LENGTH = 64
@@ -140,7 +140,7 @@ class ProductOrderType(OrderType):
     def placing_statement(self, *, batch, row) -> PlacingStatement | None:
         # `place` in one statement: the product, its stock taken by the same conditional UPDATE (only once the
         # row is locked and pending), the refusals in the same order of checks.
-        products = connection.ops.quote_name(Product._meta.db_table)
+        products = quoted_table(Product)
         sku = row.data["sku"]
         return PlacingStatement(
             order=self.new_order(batch=batch, row=row, product=None),

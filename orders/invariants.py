@@ -39,6 +39,7 @@ from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from orders.models import Batch, BatchRow, Order, Product, units_held
+from orders.sql import quoted_table
 
 # Time for a periodic re-drive job to be picked up and to finish, on top of its period.
 REDRIVE_SLACK_SECONDS = 30
@@ -209,7 +210,7 @@ def _row_without_outcome(context: Context) -> Found:
 
 def _row_with_two_orders(context: Context) -> Found:
     # The unique constraint order_unique_batch_row forbids it; the check is for the day it is dropped.
-    table = Order._meta.db_table
+    table = quoted_table(Order)
     return (
         f"SELECT o.id FROM {table} o JOIN (SELECT batch_id, row_index FROM {table} "
         "GROUP BY batch_id, row_index HAVING COUNT(*) > 1) twice USING (batch_id, row_index)",

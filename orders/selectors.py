@@ -8,11 +8,12 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
-from django.db.models import Count, Field, Max, Model, Q, QuerySet
+from django.db.models import Count, Field, Max, Q, QuerySet
 from django.utils import timezone
 
 from orders.models import Batch, BatchRow
 from orders.results import PlacementResult
+from orders.sql import quoted_column, quoted_table
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -69,12 +70,14 @@ def _row_to_place_query(vendor: str) -> tuple[str, list[tuple[Field[Any, Any], l
         (field, [*connection.ops.get_db_converters(field.cached_col), *field.get_db_converters(connection)])
         for field in BatchRow._meta.concrete_fields
     ]
-    columns = [f"r.{_column(BatchRow, field.name)}" for field, _ in fields] + [f"b.{_column(Batch, 'owner')}"]
+    columns = [f"r.{quoted_column(BatchRow, field.name)}" for field, _ in fields] + [
+        f"b.{quoted_column(Batch, 'owner')}"
+    ]
     sql = (
         f"SELECT {', '.join(columns)}"
-        f" FROM {_quoted(BatchRow._meta.db_table)} r"
-        f" JOIN {_quoted(Batch._meta.db_table)} b ON b.{_column(Batch, 'id')} = r.{_column(BatchRow, 'batch')}"
-        f" WHERE r.{_column(BatchRow, 'batch')} = %s AND r.{_column(BatchRow, 'row_index')} = %s"
+        f" FROM {quoted_table(BatchRow)} r"
+        f" JOIN {quoted_table(Batch)} b ON b.{quoted_column(Batch, 'id')} = r.{quoted_column(BatchRow, 'batch')}"
+        f" WHERE r.{quoted_column(BatchRow, 'batch')} = %s AND r.{quoted_column(BatchRow, 'row_index')} = %s"
     )
     return sql, fields
 
@@ -104,16 +107,6 @@ def batches_stuck_in_placing(*, timeout: timedelta, now: datetime | None = None)
         .filter(Q(last_settled__isnull=True) | Q(last_settled__lte=cutoff))
         .order_by("created_at")
     )
-
-
-def _quoted(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
-def _column(model: type[Model], name: str) -> str:
-    field = model._meta.get_field(name)
-    assert isinstance(field, Field) and field.column
-    return _quoted(field.column)
 
 
 def _from_db(field: Field[Any, Any], converters: list[Converter], value: Any) -> Any:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from django.db import connection, models
+from django.db import models
 from django.utils import timezone
+
+from orders.sql import quoted_column, quoted_table
 
 
 class InvalidTransition(Exception):
@@ -110,15 +112,16 @@ class Stateful(models.Model):
         returns `id` and `status`.
         """
         log_model, subject_field = cls._status_log()
-        table, log_table = _quoted(cls._meta.db_table), _quoted(log_model._meta.db_table)
-        pk = f"{table}.{_column(cls, cls._meta.pk.name)}"
-        status = _column(cls, cls.STATUS_FIELD)
+        table, log_table = quoted_table(cls), quoted_table(log_model)
+        pk = f"{table}.{quoted_column(cls, cls._meta.pk.name)}"
+        status = quoted_column(cls, cls.STATUS_FIELD)
         values = {cls.STATUS_FIELD: "new_status", **{field: field for field in also}, "updated_at": "changed_at"}
         assignments = ", ".join(
-            f"{_column(cls, field)} = {source}.{values[field]}" for field in cls._fields_to_save(tuple(also))
+            f"{quoted_column(cls, field)} = {source}.{values[field]}" for field in cls._fields_to_save(tuple(also))
         )
         log_columns = ", ".join(
-            _column(log_model, field) for field in (subject_field, "old_status", "new_status", "note", "created_at")
+            quoted_column(log_model, field)
+            for field in (subject_field, "old_status", "new_status", "note", "created_at")
         )
         moves = [(old, new) for old, targets in cls.TRANSITIONS.items() for new in sorted(targets)]
         sql = f"""{name} AS (
@@ -151,13 +154,3 @@ class Stateful(models.Model):
             if field.is_relation and field.related_model is cls:
                 return log_model, field.name
         raise LookupError(f"{cls.STATUS_LOG} has no foreign key to {cls.__name__}")
-
-
-def _quoted(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
-def _column(model: type[models.Model], name: str) -> str:
-    field = model._meta.get_field(name)
-    assert isinstance(field, models.Field) and field.column, f"{model.__name__}.{name} has no column"
-    return _quoted(field.column)

@@ -7,10 +7,11 @@ the payment was paid already, or closed) and then refunded whole.
 
 from __future__ import annotations
 
-from django.db.models import Count, Exists, F, Model, OuterRef, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 
 from orders.invariants import Context, Found, Invariant
 from orders.models import Batch, BatchRow, Order
+from orders.sql import quoted_table
 from payments.models import Payment, PaymentAllocation, PaymentAttempt, Refund, RefundRequest
 from payments.providers import refund_limits
 from payments.services import REFUND_REQUEST_RETRY_AFTER
@@ -22,16 +23,12 @@ BATCH_BILLED = (Batch.Status.AWAITING_PAYMENT, Batch.Status.PAID, Batch.Status.E
 CAPTURED = tuple(str(status) for status in PaymentAttempt.CAPTURED)
 
 
-def _table(model: type[Model]) -> str:
-    return model._meta.db_table
-
-
 # --- SPEC 7.2 and 7.3: one payment per batch, for exactly its placed orders, once placing is over ----------
 
 
 def _batch_with_two_payments(context: Context) -> Found:
     # The one-to-one on Payment.batch forbids it; the check is for the day that changes.
-    payments = _table(Payment)
+    payments = quoted_table(Payment)
     return (
         f"SELECT p.id FROM {payments} p JOIN (SELECT batch_id FROM {payments} "
         "GROUP BY batch_id HAVING COUNT(*) > 1) twice USING (batch_id)",
@@ -61,10 +58,10 @@ def _order_not_allocated_exactly(context: Context) -> Found:
     # Every order of a billed batch is allocated once (the one-to-one), to its own batch's payment, at its
     # own amount: together with the check above, a payment's amount is the sum of its batch's orders.
     return (
-        f"SELECT o.id FROM {_table(Order)} o "
-        f"JOIN {_table(Payment)} batch_payment ON batch_payment.batch_id = o.batch_id "
-        f"LEFT JOIN {_table(PaymentAllocation)} a ON a.order_id = o.id "
-        f"LEFT JOIN {_table(Payment)} allocated_to ON allocated_to.id = a.payment_id "
+        f"SELECT o.id FROM {quoted_table(Order)} o "
+        f"JOIN {quoted_table(Payment)} batch_payment ON batch_payment.batch_id = o.batch_id "
+        f"LEFT JOIN {quoted_table(PaymentAllocation)} a ON a.order_id = o.id "
+        f"LEFT JOIN {quoted_table(Payment)} allocated_to ON allocated_to.id = a.payment_id "
         "WHERE a.id IS NULL OR a.amount <> o.amount OR allocated_to.batch_id <> o.batch_id",
         [],
     )
@@ -92,10 +89,10 @@ def _refunds_exceed_payment(context: Context) -> Found:
     # The orders' refunds: within what the payment took, and its refunded amount is what came back of them.
     paid = ", ".join(["%s"] * len(PAID))
     return (
-        f"SELECT p.id FROM {_table(Payment)} p "
+        f"SELECT p.id FROM {quoted_table(Payment)} p "
         "LEFT JOIN (SELECT payment_id, SUM(amount) FILTER (WHERE status <> %s) AS live, "
         "SUM(amount) FILTER (WHERE status = %s) AS done "
-        f"FROM {_table(Refund)} WHERE kind = %s GROUP BY payment_id) r ON r.payment_id = p.id "
+        f"FROM {quoted_table(Refund)} WHERE kind = %s GROUP BY payment_id) r ON r.payment_id = p.id "
         "WHERE p.refunded_amount <> COALESCE(r.done, 0) OR COALESCE(r.live, 0) > CASE "
         f"WHEN p.status IN ({paid}) THEN p.amount ELSE 0 END",
         [str(value) for value in (Refund.Status.FAILED, Refund.Status.SUCCEEDED, Refund.Kind.SHARE, *PAID)],
@@ -106,10 +103,10 @@ def _refunds_exceed_attempt(context: Context) -> Found:
     # Every refund, through the rail of the attempt it refunds: never more than that attempt captured.
     captured = ", ".join(["%s"] * len(CAPTURED))
     return (
-        f"SELECT a.id FROM {_table(PaymentAttempt)} a "
+        f"SELECT a.id FROM {quoted_table(PaymentAttempt)} a "
         "LEFT JOIN (SELECT attempt_id, SUM(amount) FILTER (WHERE status <> %s) AS live, "
         "SUM(amount) FILTER (WHERE status = %s) AS done "
-        f"FROM {_table(Refund)} GROUP BY attempt_id) r ON r.attempt_id = a.id "
+        f"FROM {quoted_table(Refund)} GROUP BY attempt_id) r ON r.attempt_id = a.id "
         "WHERE a.refunded_amount <> COALESCE(r.done, 0) OR COALESCE(r.live, 0) > CASE "
         f"WHEN a.status IN ({captured}) THEN a.amount ELSE 0 END",
         [str(Refund.Status.FAILED), str(Refund.Status.SUCCEEDED), *CAPTURED],
@@ -128,7 +125,7 @@ def _refund_of_the_wrong_attempt(context: Context) -> Found:
 
 
 def _refund_disagrees_with_order(context: Context) -> Found:
-    orders, refunds = _table(Order), _table(Refund)
+    orders, refunds = quoted_table(Order), quoted_table(Refund)
     return (
         f"SELECT o.id FROM {orders} o WHERE o.status = %s AND NOT EXISTS "
         f"(SELECT 1 FROM {refunds} r WHERE r.order_id = o.id AND r.status = %s) "
@@ -149,11 +146,12 @@ def _refund_disagrees_with_order(context: Context) -> Found:
 def _refund_request_disagrees_with_refunds(context: Context) -> Found:
     # A request is asked for the sum of the refunds it carries, all of its own attempt and payment; its
     # outcome is theirs (a pending request's refunds are pending: its outcome settles them all at once).
-    requests, refunds = _table(RefundRequest), _table(Refund)
+    requests, refunds = quoted_table(RefundRequest), quoted_table(Refund)
     return (
         f"SELECT q.id FROM {requests} q LEFT JOIN {refunds} r ON r.request_id = q.id GROUP BY q.id "
         "HAVING COUNT(r.id) = 0 OR q.amount <> SUM(r.amount) "
-        "OR BOOL_OR(r.status <> q.status OR r.attempt_id <> q.attempt_id OR r.payment_id <> q.payment_id)",
+        "OR SUM(CASE WHEN r.status <> q.status OR r.attempt_id <> q.attempt_id OR r.payment_id <> q.payment_id "
+        "THEN 1 ELSE 0 END) > 0",
         [],
     )
 

@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 from orders import registry
 from orders.invariants import Context, Found, Invariant
 from orders.models import Order
+from orders.sql import quoted_table
 from recharge.models import Fulfilment, SandboxTopUp
 from recharge.order_types import RechargeFulfilment
 
@@ -42,7 +43,7 @@ def _fulfilment_disagrees_with_order(context: Context) -> Found:
     kinds = _recharge_kinds()
     unpaid = [str(status) for status in (Order.Status.AWAITING_PAYMENT, *Order.RELEASED_STATUSES)]
     return (
-        f"SELECT o.id FROM {Order._meta.db_table} o LEFT JOIN {Fulfilment._meta.db_table} f ON f.order_id = o.id "
+        f"SELECT o.id FROM {quoted_table(Order)} o LEFT JOIN {quoted_table(Fulfilment)} f ON f.order_id = o.id "
         f"WHERE o.kind IN ({_placeholders(kinds)}) AND o.status NOT IN ({_placeholders(unpaid)}) AND ("
         " f.id IS NULL OR o.status = %s"
         " OR (o.status = %s AND f.status <> %s)"

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from django import forms
 from django.conf import settings
-from django.db import connection
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -18,6 +17,7 @@ from orders.models import Order, Product
 from orders.money import to_money
 from orders.registry import Description, ImportContext, OrderType, PlacingStatement, Quote, SubmissionContext
 from orders.rows import RowCleaner, decimal_schema, text_schema
+from orders.sql import quoted_table
 from recharge import messages, services
 from recharge.models import CarrierDiscount
 from recharge.numbers import InvalidNumber, MobileNumber, parse_mobile
@@ -191,7 +191,7 @@ class MobileTopUpType(RechargeFulfilment, OrderType):
         # face_value_price in SQL: the carrier's discount, none for a carrier not listed; round() rounds half
         # away from zero, to_money's ROUND_HALF_UP for a price.
         number = parse_mobile(row.data["phone"])
-        discounts = connection.ops.quote_name(CarrierDiscount._meta.db_table)
+        discounts = quoted_table(CarrierDiscount)
         price = f"""round(
             CAST(%(face_value)s AS numeric)
             * coalesce((SELECT discount FROM {discounts} WHERE carrier = CAST(%(carrier)s AS text)), 1),

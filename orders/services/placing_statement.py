@@ -40,6 +40,7 @@ from psycopg import sql as psycopg_sql
 
 from orders.models import BatchRow, Order
 from orders.results import PlacementResult
+from orders.sql import quoted_column, quoted_table
 
 if TYPE_CHECKING:
     from orders.registry import PlacingStatement
@@ -86,14 +87,13 @@ class _Shape:
 
 @lru_cache(maxsize=64)
 def _shape(ctes: str, computed: tuple[tuple[str, str], ...], refusals: tuple[str, ...]) -> _Shape:
-    quote = connection.ops.quote_name
-    rows, orders = quote(BatchRow._meta.db_table), quote(Order._meta.db_table)
+    rows, orders = quoted_table(BatchRow), quoted_table(Order)
 
     def row_column(name: str) -> str:
-        return f"r.{quote(_column(BatchRow, name))}"
+        return f"r.{quoted_column(BatchRow, name)}"
 
     def order_column(name: str) -> str:
-        return f"o.{quote(_column(Order, name))}"
+        return f"o.{quoted_column(Order, name)}"
 
     computed_sql = dict(computed)
     order_fields, columns, values = [], [], []
@@ -104,7 +104,7 @@ def _shape(ctes: str, computed: tuple[tuple[str, str], ...], refusals: tuple[str
         expression = computed_sql.pop(field.name, "{value}")
         if "{value}" in expression:
             order_fields.append(field)
-        columns.append(quote(_column(Order, field.name)))
+        columns.append(quoted_column(Order, field.name))
         values.append(expression.replace("{value}", own_value))
     if computed_sql:
         raise ValueError(f"computed values for fields that Order does not have: {sorted(computed_sql)}")
@@ -146,8 +146,8 @@ def _shape(ctes: str, computed: tuple[tuple[str, str], ...], refusals: tuple[str
             SELECT {", ".join(values)}
             FROM locked, source
             WHERE source.refusal IS NULL
-            ON CONFLICT ({", ".join(quote(_column(Order, name)) for name in place_unique)}) DO NOTHING
-            RETURNING {quote(_column(Order, "id"))} AS id, {quote(_column(Order, "amount"))} AS amount
+            ON CONFLICT ({", ".join(quoted_column(Order, name) for name in place_unique)}) DO NOTHING
+            RETURNING {quoted_column(Order, "id")} AS id, {quoted_column(Order, "amount")} AS amount
         ),
         outcome AS (
             SELECT
@@ -229,9 +229,3 @@ def _order_params(order: Order, fields: tuple[Field[Any, Any], ...]) -> dict[str
         f"order_{field.attname}": field.get_db_prep_save(field.pre_save(order, add=True), connection)
         for field in fields
     }
-
-
-def _column(model: type[BatchRow] | type[Order], name: str) -> str:
-    field = model._meta.get_field(name)
-    assert isinstance(field, Field) and field.column, f"{model.__name__}.{name} has no column"
-    return field.column
