@@ -76,8 +76,8 @@ def untranslated(message: object) -> str:
 class Billing:
     """Subclass it in the app that takes the money and `register` an instance."""
 
-    def bill_batch(self, *, batch: Batch, orders: list[Order]) -> None:
-        """Record the one merged payment for a batch's placed orders.
+    def bill_batch(self, *, batch: Batch) -> None:
+        """Record the one merged payment for a batch's placed orders (every order the batch has).
 
         Called inside the transaction that ends placing, with the batch locked: it must not call a gateway.
         """

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
 
 class PaymentsBilling(Billing):
-    def bill_batch(self, *, batch: Batch, orders: list[Order]) -> None:
-        services.payment_create_for_batch(batch=batch, orders=orders)
+    def bill_batch(self, *, batch: Batch) -> None:
+        services.payment_create_for_batch(batch=batch)
 
     def cancel_bill(self, *, batch: Batch) -> None:
         services.payment_cancel_for_batch(batch=batch)

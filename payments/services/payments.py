@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Sum
 from django.urls import reverse
 from django.utils import timezone
 
 from orders import locking
 from orders import services as order_services
 from orders.models import Batch, Order
+from orders.sql import quoted_column, quoted_table
 from payments.models import Payment, PaymentAllocation
 from payments.services.attempts import attempts_close_open, payment_reconcile
 from payments.services.outcomes import PaymentError
@@ -21,29 +23,41 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 
-def payment_create_for_batch(*, batch: Batch, orders: list[Order]) -> Payment:
+def payment_create_for_batch(*, batch: Batch) -> Payment:
     """Record the one merged payment for a batch's placed orders (no rail is asked: see attempt_start).
 
     Inside the caller's transaction, with the batch locked; the one-to-one on `batch` makes a second
-    payment impossible even without the lock.
+    payment impossible even without the lock. Set-based, so that its cost grows with the rows and not with
+    Python objects: one aggregate, the payment, and one INSERT … SELECT for every order's allocation.
     """
     existing = Payment.objects.filter(batch=batch).first()
     if existing is not None:
         return existing
-    if not orders:
+    placed = Order.objects.filter(batch=batch).aggregate(count=Count("pk"), amount=Sum("amount"))
+    if not placed["count"]:
         raise PaymentError(f"batch {batch.pk} has no placed orders to pay for")
     payment = Payment.objects.create(
         batch=batch,
         owner_id=batch.owner_id,
-        amount=sum((order.amount for order in orders), Decimal("0")),
+        amount=placed["amount"],
         currency=settings.SHOP_CURRENCY,
         expires_at=timezone.now() + timedelta(minutes=settings.PAYMENT_EXPIRY_MINUTES),
     )
-    PaymentAllocation.objects.bulk_create(
-        [PaymentAllocation(payment=payment, order=order, amount=order.amount) for order in orders],
-        batch_size=1000,
-    )
+    _allocate_every_order(payment=payment, batch=batch)
     return payment
+
+
+def _allocate_every_order(*, payment: Payment, batch: Batch) -> None:
+    """Each order's allocation is its whole amount, so the allocations sum to the payment by construction."""
+    allocation = ", ".join(quoted_column(PaymentAllocation, name) for name in ("payment", "order", "amount"))
+    order = ", ".join(quoted_column(Order, name) for name in ("id", "amount"))
+    batch_id = Order._meta.get_field("batch").get_db_prep_value(batch.pk, connection)  # a UUID is text on SQLite
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quoted_table(PaymentAllocation)} ({allocation}) SELECT %s, {order} "
+            f"FROM {quoted_table(Order)} WHERE {quoted_column(Order, 'batch')} = %s",
+            [payment.pk, batch_id],
+        )
 
 
 def payment_pay_url(payment: Payment) -> str:
