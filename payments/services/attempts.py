@@ -10,10 +10,8 @@ refunded through that attempt's rail and flagged for staff (SPEC 7.8).
 from __future__ import annotations
 
 import logging
-from functools import partial
 
 from django.conf import settings
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import ngettext
@@ -32,7 +30,7 @@ from payments.providers import (
     provider_notify_url,
 )
 from payments.services.outcomes import Applied, AttemptNotStarted, PaymentError
-from payments.services.refunds import PAID, refund_record_unhonoured, request_committed_refund
+from payments.services.refunds import PAID, SEND_TASK, refund_record_unhonoured
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +127,9 @@ def _refund_unhonoured(payment: Payment, attempt: PaymentAttempt) -> Applied:
     closed: expired, cancelled) goes back, once, through the attempt's own rail, and staff are told (SPEC 7.8).
     Caller holds the payment and attempt locks.
 
-    The refund is recorded with the event, in this transaction, and requested from the rail after commit,
-    outside the locks; if that request is lost, `refunds_request_unanswered` makes it.
+    The refund is recorded with the event, in this transaction, and its request queued with it (the outbox):
+    the rail is asked by a worker, never in the request that brought the news; if that task is lost,
+    `refunds_request_unanswered` asks.
     """
     paid_already = payment.status in PAID
     status = payment.get_status_display()
@@ -153,7 +152,7 @@ def _refund_unhonoured(payment: Payment, attempt: PaymentAttempt) -> Applied:
     if amount <= 0:
         return Applied(f"{outcome}; nothing left to refund", True)
     request = refund_record_unhonoured(payment=payment, attempt=attempt, amount=amount, reason=reason)
-    transaction.on_commit(partial(request_committed_refund, request.pk))
+    queue_task(SEND_TASK, request.pk)
     return Applied(f"{outcome}; refunding {amount}", True)
 
 

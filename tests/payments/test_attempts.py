@@ -17,6 +17,7 @@ from payments.providers import ProviderError, ProviderUnavailable
 from payments.sandbox import gateway
 from payments.sandbox.models import SandboxCharge, SandboxNotification, SandboxRefund
 from payments.tasks import expire_unpaid_payments
+from tests.orders.flows import refunds_requested
 from tests.payments.refunding import refund_order_now
 from tests.payments.sandbox import charge_of, deliver, start_attempt
 
@@ -95,7 +96,7 @@ def test_two_attempts_both_paid_one_counts_and_the_other_is_refunded_through_its
     assert set(Order.objects.filter(batch=batch).values_list("status", flat=True)) == {Order.Status.PAID}
     # the other capture went back, whole, through the rail that took it, and staff are told
     assert (refund.kind, refund.amount, refund.order) == (Refund.Kind.UNHONOURED, Decimal("60.00"), None)
-    assert test_rail.refund_requests == [refund.request.reference]
+    assert refund.request.requested_at is not None and refund.request.attempt == on_qr  # asked by the worker
     assert list(refund.request.refunds.all()) == [refund]  # a request of its own, never grouped
     assert list(SandboxRefund.objects.values_list("charge__merchant_reference", "amount")) == [
         (on_qr.reference, Decimal("60.00"))
@@ -176,6 +177,7 @@ def test_a_success_that_crosses_the_close_is_refunded_through_the_attempts_rail(
 
     with committed():
         response = deliver(client, "payment.succeeded")
+    refunds_requested(batch)  # what the worker's task does with the request queued
 
     assert response.json()["detail"] == "not applied: payment was expired; refunding 60.00"
     attempt.refresh_from_db()

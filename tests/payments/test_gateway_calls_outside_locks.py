@@ -186,16 +186,18 @@ def test_refunding_a_late_success_through_a_slow_gateway_holds_no_lock(
         currency=attempt.currency,
     )
 
-    with running_in_a_thread(
-        lambda: services.notification_apply(provider_name="blocking", notification=late_success)
-    ) as outcome:
+    # Applying the news asks no gateway: the refund is recorded and its request queued for a worker.
+    outcome = services.notification_apply(provider_name="blocking", notification=late_success)
+    assert outcome == "not applied: payment was cancelled; refunding 60.00"
+    assert not blocking_provider.entered.is_set()
+
+    request = RefundRequest.objects.get(payment=batch.payment)
+    with running_in_a_thread(lambda: services.refund_request_send(request_id=request.pk)):  # the worker's task
         assert blocking_provider.entered.wait(timeout=10)
         lock_everything_within_a_second(batch)
-        # The refund was recorded and committed before the gateway was asked.
         assert Refund.objects.get(payment=batch.payment).status == Refund.Status.PENDING
         blocking_provider.release.set()
 
-    assert outcome["value"] == "not applied: payment was cancelled; refunding 60.00"
     assert Refund.objects.get(payment=batch.payment).provider_reference
 
 

@@ -18,6 +18,7 @@ from payments.sandbox import gateway
 from payments.sandbox.models import SandboxCharge, SandboxNotification, SandboxRefund
 from payments.tasks import expire_unpaid_payments
 from tests.factories import UserFactory
+from tests.orders.flows import refunds_requested
 from tests.payments.conftest import gateway_event
 from tests.payments.sandbox import charge_reference, deliver
 
@@ -63,6 +64,7 @@ def test_a_success_for_a_closed_payment_refunds_what_was_captured_exactly_once(
     # when: the gateway's success notification arrives
     with committed():
         response = deliver(client, "payment.succeeded")
+    refunds_requested(batch)  # what the worker's task does with the request queued
 
     # then: the whole amount is refunded at the gateway, the payment stays closed and is flagged
     assert response.json()["detail"] == f"not applied: payment was {how}; refunding 60.00"
@@ -73,7 +75,7 @@ def test_a_success_for_a_closed_payment_refunds_what_was_captured_exactly_once(
         Decimal("60.00"),
         Refund.Status.PENDING,
     )
-    assert refund.provider_reference  # asked, after the commit
+    assert refund.provider_reference  # asked, by the task
     assert sandbox_refunds(batch) == [Decimal("60.00")]
     payment.refresh_from_db()
     assert payment.status == how and payment.needs_attention
@@ -119,6 +121,7 @@ def test_a_refund_the_gateway_refuses_leaves_the_payment_flagged_and_the_notific
 
     with committed():
         response = post_webhook(gateway_event(batch.payment))
+    refunds_requested(batch)  # what the worker's task does with the request queued
 
     assert response.status_code == 200
     refund = Refund.objects.get(payment=batch.payment)
@@ -133,7 +136,7 @@ def test_a_refund_the_gateway_refuses_leaves_the_payment_flagged_and_the_notific
 
 def test_a_refund_whose_request_was_lost_is_requested_by_the_sweep(paid_too_late, client):
     batch = paid_too_late("cancelled")
-    deliver(client, "payment.succeeded")  # the process died before its after-commit request: none is made
+    deliver(client, "payment.succeeded")  # its task is lost (no worker here): the rail is never asked
     refund = Refund.objects.get(payment=batch.payment)
     assert refund.provider_reference == "" and sandbox_refunds(batch) == []
 

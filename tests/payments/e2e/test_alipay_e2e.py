@@ -307,9 +307,13 @@ def test_expiry_closes_the_alipay_trade_and_a_late_success_is_refunded(alipay, c
     assert payment.status == Payment.Status.EXPIRED and payment.batch.status == Batch.Status.EXPIRED
     assert attempt.status == PaymentAttempt.Status.UNHONOURED
     assert payment.needs_attention and attempt.needs_attention
-    [asked] = alipay.refund_requests()
+    [asked] = wait_until(alipay.refund_requests, timeout=30, what="the worker to ask Alipay for the refund")
     assert (asked.biz["out_trade_no"], Decimal(asked.biz["refund_amount"])) == (attempt.reference, payment.amount)
-    assert Refund.objects.get(attempt=attempt).status == Refund.Status.SUCCEEDED
+    wait_until(
+        lambda: Refund.objects.get(attempt=attempt).status == Refund.Status.SUCCEEDED,
+        timeout=30,
+        what="Alipay's answer, that the money went back, to be applied",
+    )
 
     # The same late notification again: the money went back once.
     assert notify(alipay, attempt.reference, trade_status="TRADE_SUCCESS") == (200, b"success")
