@@ -11,6 +11,7 @@ import contextlib
 import json
 import re
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -34,6 +35,7 @@ from bench import tasks as floor_tasks
 from bench.infra import BenchError, BenchWorker, cpu_seconds
 from orders import selectors, services
 from orders.models import Batch, Product
+from orders.tasks import place_row
 from payments.models import Payment
 from tests.support.services import Broker
 from tests.support.waiting import WaitTimeout, wait_until
@@ -324,25 +326,29 @@ class Benchmark:
     # -- in this process ---------------------------------------------------------------------------------
 
     def placing_statements(self) -> dict:
-        """SQL statements that placing one row sends, counted: the order interface runs here, on a
-        batch kept from the workers, exactly as `place_row` calls it."""
+        """SQL round trips that placing one row costs, counted on the wire (libpq's trace of the connection):
+        each row runs as `place_row` in a worker, through the task with its signals (what Celery does around
+        it, close_old_connections included) and with the worker's connection settings, on a batch kept from the
+        workers. What the ORM never sees (a health check's `SELECT 1`) is counted too."""
         with dispatch_suppressed():
             batch = services.batch_submit(owner=self.shopper.user, rows=batch_rows(STATEMENT_SAMPLE_ROWS)).batch
         per_row = []
-        # The workers keep their database connection from task to task (CELERY_DB_REUSE_MAX): the sample starts
-        # on a new one, as a worker process does, and keeps it.
-        connection.close()
-        for row_index in range(STATEMENT_SAMPLE_ROWS):
-            with CaptureQueriesContext(connection) as captured:
-                services.order_place(batch_id=batch.pk, row_index=row_index)
-            per_row.append([query["sql"] for query in captured.captured_queries])
+        with as_in_a_worker():
+            # A worker process keeps its database connection from task to task (CELERY_DB_REUSE_MAX): the
+            # sample starts on a new one, as a worker process does, and keeps it.
+            connection.close()
+            connection.ensure_connection()
+            for row_index in range(STATEMENT_SAMPLE_ROWS):
+                with traced(connection) as sent:
+                    place_row.apply((str(batch.pk), row_index), throw=True)
+                per_row.append(sent)
         # Finish the sample batch as its callback would, so that the database stays consistent.
         services.batch_finalize(batch_id=batch.pk, results=selectors.batch_results_from_database(batch))
 
         return {
             "rows": STATEMENT_SAMPLE_ROWS,
-            # Django logs transaction control too (BEGIN, SAVEPOINT, RELEASE, COMMIT): each is a round trip, as is
-            # the PREPARE of a statement on a connection's first row.
+            # Every round trip: transaction control (BEGIN, SAVEPOINT, RELEASE, COMMIT) and the PREPARE of a
+            # statement on a connection's first row too.
             "sql_statements_per_row": mean(len(statements) for statements in per_row),
             "data_statements_per_row": mean(
                 sum(not _is_transaction_control(sql) for sql in statements) for statements in per_row
@@ -408,6 +414,57 @@ def as_the_callback_found_it(batch_id: uuid.UUID | str):
         transaction.set_rollback(True)
 
 
+@contextmanager
+def as_in_a_worker():
+    """This process's database settings as a worker's are (config/celery.py, on worker_init), restored after."""
+    from django.conf import settings
+
+    from config.celery import skip_connection_health_checks
+
+    kept = {alias: database.get("CONN_HEALTH_CHECKS") for alias, database in settings.DATABASES.items()}
+    skip_connection_health_checks()
+    try:
+        yield
+    finally:
+        for alias, value in kept.items():
+            settings.DATABASES[alias]["CONN_HEALTH_CHECKS"] = value
+        connection.close()
+
+
+# A libpq trace line: its time, F(rontend) or B(ackend), the message's length and type, then its contents.
+_TRACE_MESSAGE = re.compile(r"^\S+ \S+\t([FB])\t\d+\t(\w+)\t?(.*)$")
+
+
+@contextmanager
+def traced(database_connection):
+    """The SQL a block sends on `database_connection`, one entry per round trip (a simple Query, or an extended
+    query up to its Sync), read from libpq's own trace of the connection's messages."""
+    sent: list[str] = []
+    with tempfile.TemporaryFile() as trace:
+        pgconn = database_connection.connection.pgconn
+        pgconn.trace(trace.fileno())
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()  # flushes the trace
+        trace.seek(0)
+        messages: list[tuple[str, str, str]] = []
+        for line in trace.read().decode(errors="replace").splitlines():
+            found = _TRACE_MESSAGE.match(line)
+            if found:
+                messages.append((found.group(1), found.group(2), found.group(3)))
+            elif messages:  # a statement's text spans lines
+                direction, kind, text = messages[-1]
+                messages[-1] = (direction, kind, f"{text}\n{line}")
+    for direction, kind, text in messages:
+        if direction != "F":
+            continue
+        if kind == "Query":  # "<sql>"
+            sent.append(text.strip()[1:-1])
+        elif kind == "Parse":  # "<statement name>" "<sql>" <parameter types>
+            sent.append(re.sub(r'^\s*"[^"]*" "', "", text.rsplit('"', 1)[0]))
+
+
 # Statements that neither read nor write data: transaction control, and preparing a statement to execute.
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PREPARE")
 
@@ -420,6 +477,8 @@ def _describe(sql: str) -> str:
     """A statement in a few words: its verb, its table, and whether it locks."""
     if sql.startswith("EXECUTE"):
         return f"EXECUTE {sql.split()[1]} (prepared)"
+    if sql.strip().upper() == "SELECT 1":
+        return "SELECT 1 (a connection health check)"
     verb = sql.split()[0]
     table = re.search(r'(?:FROM|INTO|UPDATE)\s+"(\w+)"', sql)
     joins = " + join" if " JOIN " in sql else ""

@@ -188,10 +188,10 @@ def render(document: dict) -> str:
         )
     sql = document["placing_sql"]
     lines += [
-        f"Placing one row: {sql['sql_statements_per_row']:.2f} SQL statements, "
+        f"Placing one row: {sql['sql_statements_per_row']:.2f} SQL round trips, "
         f"of which {sql['data_statements_per_row']:.2f} read or write data and the rest is transaction control "
-        "or preparing a statement "
-        f"(counted in-process over {sql['rows']} rows), e.g.",
+        "or preparing a statement (counted on the wire, libpq's trace, over "
+        f"{sql['rows']} rows each run as the place_row task with a worker's settings), e.g.",
         "  " + "; ".join(sql["example_row"]),
         f"Idle worker process RSS after warm-up: {document['worker_idle_rss_mb']:.1f} MB.",
         "",
