@@ -2,10 +2,10 @@
 
 Variables (see README "Configuration"): DEBUG, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL,
 CELERY_BROKER_URL, CELERY_RESULT_BACKEND, CELERY_TASK_ALWAYS_EAGER, SANDBOX_WEBHOOK_SECRET, BATCH_MAX_ROWS,
-PAYMENT_EXPIRY_MINUTES, BATCH_PLACING_TIMEOUT_SECONDS, BATCH_MAX_DISPATCHES, EMAIL_URL, DEFAULT_FROM_EMAIL,
-API_THROTTLE_TOKEN, LOGIN_FAILURE_LIMIT, LOGIN_LOCKOUT_MINUTES, LOGIN_SLOW_AFTER, LOGIN_SLOW_SECONDS,
-CAPTCHA_TIMEOUT_MINUTES, CAPTCHA_FLITE_PATH, WECHATPAY_* and ALIPAY_* (below). Secrets have no default unless DEBUG
-is on.
+PAYMENT_EXPIRY_MINUTES, BATCH_PLACING_TIMEOUT_SECONDS, BATCH_MAX_DISPATCHES, PLACING_ASYNCHRONOUS_COMMIT, EMAIL_URL,
+DEFAULT_FROM_EMAIL, API_THROTTLE_TOKEN, LOGIN_FAILURE_LIMIT, LOGIN_LOCKOUT_MINUTES, LOGIN_SLOW_AFTER,
+LOGIN_SLOW_SECONDS, CAPTCHA_TIMEOUT_MINUTES, CAPTCHA_FLITE_PATH, WECHATPAY_* and ALIPAY_* (below). Secrets have no
+default unless DEBUG is on.
 """
 
 import shutil
@@ -447,12 +447,16 @@ BATCH_MAX_ROWS = env.int("BATCH_MAX_ROWS", default=5000)
 # type on offer (9 with goods, mobile and game); 16 a row leaves room for more types (check orders.W001).
 DATA_UPLOAD_MAX_NUMBER_FIELDS = BATCH_MAX_ROWS * 16 + 100
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-# A batch still placing with no row settled for this long is re-driven by the recovery job.
 # A placing batch none of whose rows settled for this long lost its tasks (a killed worker, a broker
 # restart) and is re-driven: a batch that is moving is never touched, however large.
 BATCH_PLACING_TIMEOUT_SECONDS = env.int("BATCH_PLACING_TIMEOUT_SECONDS", default=30)
 # After this many dispatches, rows that still have no outcome are recorded as failures.
 BATCH_MAX_DISPATCHES = env.int("BATCH_MAX_DISPATCHES", default=3)
+# A row placed in one statement commits without waiting for its WAL to reach the disk (PostgreSQL's asynchronous
+# commit, for that statement alone). A database crash may lose the last rows placed, never a payment for them:
+# the payment's commit waits for the WAL up to itself, and so for every row placed before it; a row lost comes
+# back as pending, and the callback and recovery place it again. docs/performance.md, "Asynchronous commit".
+PLACING_ASYNCHRONOUS_COMMIT = env.bool("PLACING_ASYNCHRONOUS_COMMIT", default=True)
 PAYMENT_EXPIRY_MINUTES = env.int("PAYMENT_EXPIRY_MINUTES", default=30)
 # Order refunds of one payment that fall due within this many seconds go to its rail as one refund request,
 # and one payment's requests are at least this far apart (WeChat Pay wants a minute): docs/payments.md,

@@ -170,6 +170,35 @@ def test_ten_rows_racing_for_the_last_unit_place_exactly_one():
     assert BatchRowStatusChange.objects.filter(row__batch=batch).count() == 10
 
 
+def synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("asynchronous", [True, False], ids=["asynchronous commit", "synchronous commit"])
+def test_a_row_placed_in_its_own_transaction_leaves_the_connection_committing_as_before(settings, asynchronous):
+    settings.PLACING_ASYNCHRONOUS_COMMIT = asynchronous
+    ProductFactory(sku="PEN", unit_price=Decimal("1.50"), stock=5)
+    batch = submit(UserFactory(), [{"kind": "goods", "sku": "PEN"}] * 2)
+
+    results = [services.order_place(batch_id=batch.pk, row_index=index) for index in range(2)]
+
+    assert [result.ok for result in results] == [True, True]
+    assert Product.objects.get(sku="PEN").stock == 3
+    # the relaxed commit was the statement's own: what the worker commits next waits for the disk as usual
+    assert synchronous_commit() == "on"
+
+
+def test_a_row_placed_inside_a_callers_transaction_leaves_its_commit_alone(catalogue, user):
+    batch = submit(user, [{"kind": "goods", "sku": "TRACKED"}])
+
+    assert services.order_place(batch_id=batch.pk, row_index=0).ok  # inside the test's transaction
+
+    assert synchronous_commit() == "on"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_statement_the_server_forgot_is_prepared_again():
     ProductFactory(sku="PEN", unit_price=Decimal("1.50"), stock=None)

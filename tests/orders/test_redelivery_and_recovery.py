@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from orders import services
-from orders.models import Batch, BatchRow, BatchStatusChange, Order
+from orders.models import Batch, BatchRow, BatchRowStatusChange, BatchStatusChange, Order
 from orders.tasks import finalize_batch, place_row, place_row_task_id, placing_backlog, recover_stuck_batches
 from payments.models import Payment
 from tests.orders.factories import ProductFactory
@@ -99,6 +99,34 @@ def test_too_few_results_create_no_payment(book, user, record_without_dispatch, 
     assert batch.status == Batch.Status.PLACING
     assert batch.inconsistency == "9 results for 10 accepted rows"
     assert not Payment.objects.exists()
+
+
+def test_a_placed_row_the_database_lost_is_placed_again_and_paid_for_once(
+    worker, book, record_without_dispatch, wait_for_batch
+):
+    """A row is placed with an asynchronous commit (PLACING_ASYNCHRONOUS_COMMIT): a database crash may lose it
+    after its task reported it placed. The order array then says more than the database, so the callback
+    creates no payment, and recovery places the row again."""
+    batch = record_without_dispatch()
+    results = [services.order_place(batch_id=batch.pk, row_index=i).as_dict() for i in range(len(ROWS))]
+    # the crash: the statement's writes for row 3 never reached the disk, all of them together
+    lost = batch.rows.get(row_index=3)
+    Order.objects.filter(batch=batch, row_index=3).delete()
+    BatchRowStatusChange.objects.filter(row=lost).delete()
+    BatchRow.objects.filter(pk=lost.pk).update(outcome=BatchRow.Outcome.PENDING, settled_at=None)
+
+    finalize_batch.apply(args=(results, str(batch.pk)))
+
+    batch.refresh_from_db()
+    assert (batch.status, batch.inconsistency) == (Batch.Status.PLACING, "1 rows have no outcome in the database")
+    assert not Payment.objects.filter(batch=batch).exists()
+
+    recover_stuck_batches.delay(timeout_seconds=0)  # as beat, or a worker that starts, would
+
+    batch = wait_for_batch(batch.pk)
+    assert batch.status == Batch.Status.AWAITING_PAYMENT
+    assert sorted(Order.objects.filter(batch=batch).values_list("row_index", flat=True)) == list(range(len(ROWS)))
+    assert Payment.objects.get(batch=batch).amount == EXPECTED_TOTAL
 
 
 def test_recovery_finishes_a_batch_whose_dispatch_died_half_way(
