@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import re
 import sys
 import tempfile
@@ -139,6 +141,21 @@ def pg_sessions() -> int:
         return cursor.fetchone()[0]
 
 
+def database_backend_pids() -> list[int]:
+    """PostgreSQL's processes serving the benchmark's database, where they run on this machine and are readable."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        pids = [pid for (pid,) in cursor.fetchall()]
+    return [pid for pid in pids if os.access(f"/proc/{pid}/stat", os.R_OK)]
+
+
+def _busy_pct(figures: dict, prefix: str, row_count: int, seconds: float) -> float:
+    cpu_ms_per_row = sum(
+        figures.get(f"{prefix}{name}_cpu_ms_per_row", 0.0) for name in ("worker", "servers", "database", "client")
+    )
+    return 100 * cpu_ms_per_row * row_count / 1000 / ((os.cpu_count() or 1) * seconds)
+
+
 def settle_database_statistics() -> None:
     """Wait for the workers' connections to end, so that their backends have exited and counted
     themselves in pg_stat_database. Celery's Django fixup closes a task's connection after the task;
@@ -227,10 +244,15 @@ class Benchmark:
         return figures
 
     def _cpu(self) -> dict[str, float]:
-        """CPU seconds used so far by the worker's processes and by the message servers (when they are ours to see)."""
+        """CPU seconds used so far by the worker's processes, the message servers and PostgreSQL's backends of the
+        benchmark's database (when they are ours to see), and this process (the client: requests and polling)."""
         used = {"worker": self.worker.cpu_seconds()}
         if self.server_pids:
             used["servers"] = cpu_seconds(self.server_pids)
+        backends = database_backend_pids()
+        if backends:
+            used["database"] = cpu_seconds(backends)
+        used["client"] = cpu_seconds([os.getpid()])
         return used
 
     def _cpu_per_row_since(self, before: dict[str, float], row_count: int) -> dict[str, float]:
@@ -333,7 +355,8 @@ class Benchmark:
         with dispatch_suppressed():
             batch = services.batch_submit(owner=self.shopper.user, rows=batch_rows(STATEMENT_SAMPLE_ROWS)).batch
         per_row = []
-        with as_in_a_worker():
+        # Run here, the task would log each success as a worker does, into the benchmark's own output.
+        with as_in_a_worker(), quiet_logger("celery.app.trace"):
             # A worker process keeps its database connection from task to task (CELERY_DB_REUSE_MAX): the
             # sample starts on a new one, as a worker process does, and keeps it.
             connection.close()
@@ -393,6 +416,9 @@ class Benchmark:
             figures.update(self.baseline(row_count))
             figures.update(self.replay_callback(figures["batch_id"]))
             figures["place_over_floor"] = figures["place_s"] / figures["floor_s"]
+            # How busy the machine's cores were: every CPU counted, against the cores for the time it took.
+            figures["cpu_busy_pct"] = _busy_pct(figures, "", row_count, figures["accept_s"] + figures["place_s"])
+            figures["floor_cpu_busy_pct"] = _busy_pct(figures, "floor_", row_count, figures["floor_s"])
             figures["baseline_over_batch"] = figures["baseline_s"] / (figures["accept_s"] + figures["place_s"])
             runs.append(figures)
             _progress(
@@ -412,6 +438,17 @@ def as_the_callback_found_it(batch_id: uuid.UUID | str):
         Batch.objects.filter(pk=batch_id).update(status=Batch.Status.PLACING, placed_at=None)
         yield
         transaction.set_rollback(True)
+
+
+@contextmanager
+def quiet_logger(name: str):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @contextmanager

@@ -32,6 +32,9 @@ FIGURE_KEYS = [
     "worker_peak_rss_mb",
     "worker_cpu_ms_per_row",
     "floor_worker_cpu_ms_per_row",
+    "client_cpu_ms_per_row",
+    "cpu_busy_pct",
+    "floor_cpu_busy_pct",
     "callback_worker_s",
     "callback_replay_s",
     "callback_replay_peak_mb",
@@ -40,12 +43,19 @@ FIGURE_KEYS = [
 ]
 # The broker's own work, counted only when Redis is the broker.
 REDIS_BROKER_KEYS = ["redis_commands_per_row", "floor_redis_commands_per_row"]
-# The message servers' CPU, counted when the benchmark can see their processes (its own Redis; RabbitMQ on
-# this machine).
-SERVER_CPU_KEYS = ["servers_cpu_ms_per_row", "floor_servers_cpu_ms_per_row"]
+# The message servers' and PostgreSQL's CPU, counted when the benchmark can see their processes (its own Redis;
+# RabbitMQ and PostgreSQL on this machine).
+SERVER_CPU_KEYS = ["servers_cpu_ms_per_row", "floor_servers_cpu_ms_per_row", "database_cpu_ms_per_row"]
 # Legitimately zero in a shop that improves: workers that keep their database connection open. CPU time is
 # counted in ticks of 10 ms, which 20 rows may not fill.
-MAY_BE_ZERO = {"pg_connections_per_row", "worker_cpu_ms_per_row", "floor_worker_cpu_ms_per_row", *SERVER_CPU_KEYS}
+MAY_BE_ZERO = {
+    "pg_connections_per_row",
+    "worker_cpu_ms_per_row",
+    "floor_worker_cpu_ms_per_row",
+    "client_cpu_ms_per_row",
+    "floor_cpu_busy_pct",
+    *SERVER_CPU_KEYS,
+}
 MANY_SHOPPERS_KEYS = ["many_shoppers_s", "many_shoppers_accept_s", "many_shoppers_floor_s", "many_shoppers_over_floor"]
 # Tiny: 3 shoppers with 5-row batches stand for the benchmark's 20 with 50.
 SMALL = ["--rows", "20", "--repeat", "1", "--shoppers", "3", "--shopper-rows", "5"]
