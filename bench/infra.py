@@ -151,15 +151,40 @@ def cpu_seconds(pids: list[int]) -> float:
     """CPU time (user + system) the processes have used so far, from /proc/<pid>/stat."""
     ticks = 0
     for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        # The command name may contain spaces and parentheses: the fields follow the last ')'; utime and stime
-        # are the 14th and 15th fields of the line, the 12th and 13th after it.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        ticks += int(fields[11]) + int(fields[12])
+        fields = _stat_fields(pid)
+        if fields is not None:  # utime and stime: the 14th and 15th fields of the line, the 12th and 13th here
+            ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name (which may contain spaces and parentheses): state, ppid, …"""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def server_tree_cpu_seconds(parent_pid: int) -> float:
+    """CPU time (user + system) of a server's parent process and of every child it ever had: the living children
+    read one by one, the children that exited from the parent's own account of them (cutime, cstime), so that a
+    child exiting between two readings loses nothing — as PostgreSQL's backends do when a connection closes."""
+    parent = _stat_fields(parent_pid)
+    if parent is None:
+        return 0.0
+    ticks = sum(int(value) for value in parent[11:15])  # utime, stime, cutime, cstime
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            child = _stat_fields(int(entry.name))
+            if child is not None and child[1] == str(parent_pid):
+                ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def parent_pid(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
 
 
 def local_rabbitmq_pid() -> int | None:

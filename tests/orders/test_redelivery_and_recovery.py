@@ -85,7 +85,19 @@ def test_results_that_repeat_one_row_and_miss_another_create_no_payment(book, us
 
     batch.refresh_from_db()
     assert batch.status == Batch.Status.PLACING
-    assert "do not name exactly the accepted rows" in batch.inconsistency
+    assert batch.inconsistency == "results do not name exactly the accepted rows (row 8 is repeated or not accepted)"
+    assert not Payment.objects.exists()
+
+
+def test_results_that_miss_a_row_for_one_outside_the_batch_create_no_payment(book, record_without_dispatch, db):
+    batch = record_without_dispatch()
+    results = [services.order_place(batch_id=batch.pk, row_index=i).as_dict() for i in range(len(ROWS))]
+    results[4] = {**results[4], "row": len(ROWS)}  # row 4's entry names a row the batch does not have
+
+    services.batch_finalize(batch_id=batch.pk, results=results)
+
+    batch.refresh_from_db()
+    assert batch.inconsistency == "results do not name exactly the accepted rows (row 4 has no result)"
     assert not Payment.objects.exists()
 
 
