@@ -455,7 +455,7 @@ BATCH_MAX_DISPATCHES = env.int("BATCH_MAX_DISPATCHES", default=3)
 # A row placed in one statement commits without waiting for its WAL to reach the disk (PostgreSQL's asynchronous
 # commit, for that statement alone). A database crash may lose the last rows placed, never a payment for them:
 # the payment's commit waits for the WAL up to itself, and so for every row placed before it; a row lost comes
-# back as pending, and the callback and recovery place it again. docs/performance.md, "Asynchronous commit".
+# back as pending, and the callback and recovery place it again. docs/performance.md, "asynchronous commit".
 PLACING_ASYNCHRONOUS_COMMIT = env.bool("PLACING_ASYNCHRONOUS_COMMIT", default=True)
 PAYMENT_EXPIRY_MINUTES = env.int("PAYMENT_EXPIRY_MINUTES", default=30)
 # Order refunds of one payment that fall due within this many seconds go to its rail as one refund request,
