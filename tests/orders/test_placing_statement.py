@@ -23,6 +23,7 @@ from tests.orders.placing_ways import (
     the_locked_way_only,
     what_placing_left,
 )
+from tests.support.wire import as_in_a_worker, traced
 
 GOODS_ROWS: list[dict[str, Any]] = [
     {"kind": "goods", "sku": "TRACKED", "quantity": 2},
@@ -168,6 +169,32 @@ def test_ten_rows_racing_for_the_last_unit_place_exactly_one():
     assert Product.objects.get(sku="LAST").stock == 0
     assert BatchRow.objects.filter(batch=batch, outcome=BatchRow.Outcome.FAILED).count() == 9
     assert BatchRowStatusChange.objects.filter(row__batch=batch).count() == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_task_in_a_worker_places_a_row_in_two_round_trips_on_the_wire():
+    ProductFactory(sku="PEN", unit_price=Decimal("1.50"), stock=100)
+    batch = submit(UserFactory(), [{"kind": "goods", "sku": "PEN"}] * 5)
+
+    def place_traced(row_index: int) -> list[str]:
+        with traced(connection) as sent:
+            place_row.apply((str(batch.pk), row_index), throw=True)  # the task, with the signals around it
+        return sent
+
+    with as_in_a_worker():
+        connection.close()
+        connection.ensure_connection()
+        in_a_worker = [place_traced(row_index) for row_index in range(4)]
+    connection.ensure_connection()
+    as_the_web_would = place_traced(4)
+
+    # the first row on a connection also prepares the statement; then the row, the statement, nothing else
+    assert len(in_a_worker[0]) <= 3
+    assert [len(sent) for sent in in_a_worker[1:]] == [2, 2, 2], in_a_worker
+    assert all(sent[-1].startswith("EXECUTE place_row_") for sent in in_a_worker)
+    # what a worker no longer sends before each task, and the count would see: the health check
+    assert as_the_web_would[0] == "SELECT 1"
+    assert Order.objects.filter(batch=batch).count() == 5
 
 
 def synchronous_commit() -> str:
