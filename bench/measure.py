@@ -265,8 +265,8 @@ class Benchmark:
         return figures
 
     def _cpu(self) -> dict[str, float]:
-        """CPU seconds used so far by the worker's processes, the message servers and PostgreSQL's backends of the
-        benchmark's database (when they are ours to see), and this process (the client: requests and polling)."""
+        """CPU seconds used so far by the worker's processes, the message servers and the PostgreSQL server (when
+        they are ours to see), and this process (the client: requests and polling)."""
         used = {"worker": self.worker.cpu_seconds()}
         if self.server_pids:
             used["servers"] = cpu_seconds(self.server_pids)
